@@ -1,0 +1,212 @@
+"""Intrinsic dimension from nearest-neighbour distances (TwoNN, MLE) and from H0 persistence (PH-dimension)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from lightning_topo.functional._checks import (
+    check_choice,
+    check_distance_matrix,
+    check_fraction,
+    check_points,
+    check_positive_int,
+)
+from lightning_topo.functional.distances import pairwise_distances
+from lightning_topo.functional.persistence import h0_mst_deaths
+
+__all__ = ["intrinsic_dimension", "nearest_neighbor_distances"]
+
+log = logging.getLogger(__name__)
+
+_ROW_BLOCK_ELEMENTS = 1 << 24
+
+
+def intrinsic_dimension(
+    x: Any,
+    method: Literal["twonn", "mle", "phdim"] = "twonn",
+    *,
+    distance_matrix: bool = False,
+    fraction: float = 0.9,
+    k1: int = 10,
+    k2: int = 20,
+    alpha: float = 1.0,
+    n_sizes: int = 8,
+    n_min: int = 200,
+    n_max: int = 1000,
+    generator: torch.Generator | None = None,
+) -> float:
+    """Intrinsic dimension of a point cloud, computed on its device.
+
+    - ``"twonn"`` (Facco et al. 2017, as in Ansuini et al.'s code): ``mu = r2 / r1`` per point; points with
+      ``r1 = 0`` (duplicates) or ``r1 = r2`` are dropped; the ``fraction`` smallest ``mu`` are kept and the
+      dimension is the slope through the origin of ``-log(1 - i/N)`` against ``log mu_(i)``.
+    - ``"mle"`` (Levina & Bickel 2004 with MacKay & Ghahramani's averaging): for each ``k`` in
+      ``k1 .. k2``, ``m_k = 1 / mean_i[(1/(k-1)) sum_{j<k} log(T_k(x_i) / T_j(x_i))]``; the result is the mean
+      of ``m_k``. Points with a duplicate (``T_1 = 0``) are dropped.
+    - ``"phdim"`` (Schweinhart; Birdal et al. 2021): H0 lifetime sums ``E_alpha(n)`` of random subsamples of
+      ``n_sizes`` sizes from ``min(n_min, N // 4)`` to ``min(n_max, N)``; with ``m`` the least-squares slope of
+      ``log E`` against ``log n``, the dimension is ``alpha / (1 - m)``.
+
+    The nearest neighbours come from a ``topk`` over blocks of rows, not a sort of every row. Distances are
+    float64 (:func:`pairwise_distances`). Degenerate data (constant, too few distinct points) give NaN
+    with a warning, never an exception.
+
+    Args:
+        x: points ``(N, d)``, or a distance matrix with ``distance_matrix=True``.
+        method: ``"twonn"``, ``"mle"`` or ``"phdim"``.
+        distance_matrix: whether ``x`` is a distance matrix.
+        fraction: TwoNN: share of the smallest ratios kept (0.9 discards the 10% largest).
+        k1: MLE: smallest neighbourhood size (>= 2).
+        k2: MLE: largest neighbourhood size (>= k1).
+        alpha: PH-dimension: exponent of the lifetimes.
+        n_sizes: PH-dimension: number of subsample sizes.
+        n_min: PH-dimension: smallest subsample size.
+        n_max: PH-dimension: largest subsample size.
+        generator: PH-dimension: source of randomness for the subsamples.
+
+    Returns:
+        The estimate, or NaN (with a warning) when it cannot be computed.
+
+    Raises:
+        ValueError: for bad input or options.
+
+    References:
+        Facco et al., Sci. Rep. 7:12140, 2017, doi:10.1038/s41598-017-11873-y; Ansuini et al., NeurIPS 2019;
+        Levina & Bickel, NIPS 2004; MacKay & Ghahramani, 2005; Birdal et al., NeurIPS 2021, arXiv:2111.13171.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> plane = torch.rand(2000, 2, generator=g, dtype=torch.float64) @ torch.randn(2, 10, generator=g, dtype=torch.float64)
+        >>> round(intrinsic_dimension(plane, "twonn"))
+        2
+        >>> round(intrinsic_dimension(plane, "mle"))
+        2
+    """
+    check_choice("method", method, ("twonn", "mle", "phdim"))
+    if distance_matrix:
+        d = check_distance_matrix(x).to(torch.float64)
+        points = None
+    else:
+        points = check_points(x)
+        d = None
+    if method == "twonn":
+        fraction = check_fraction("fraction", fraction)
+        knn = nearest_neighbor_distances(d if d is not None else points, 2, distance_matrix=d is not None)
+        return _twonn(knn, fraction)
+    if method == "mle":
+        k1 = check_positive_int("k1", k1, minimum=2)
+        k2 = check_positive_int("k2", k2, minimum=k1)
+        n = (d if d is not None else points).shape[0]  # type: ignore[union-attr]
+        if k2 >= n:
+            _warn(f"MLE needs more than k2={k2} points but got {n}.")
+            return math.nan
+        knn = nearest_neighbor_distances(d if d is not None else points, k2, distance_matrix=d is not None)
+        return _mle(knn, k1, k2)
+    n_sizes = check_positive_int("n_sizes", n_sizes, minimum=2)
+    if not alpha > 0:
+        raise ValueError(f"Expected `alpha` to be positive but got {alpha!r}.")
+    if d is None:
+        d = pairwise_distances(points)
+    return _phdim(d, alpha, n_sizes, n_min, n_max, generator)
+
+
+def nearest_neighbor_distances(x: Any, k: int, *, distance_matrix: bool = False) -> torch.Tensor:
+    """Distances of every point to its ``k`` nearest other points, ascending, ``(N, k)`` float64.
+
+    A point's own zero distance is excluded, duplicates are not (a duplicate is a neighbour at 0).
+
+    Example:
+        >>> nearest_neighbor_distances(torch.tensor([[0.0], [1.0], [3.0]]), 2).tolist()
+        [[1.0, 3.0], [1.0, 2.0], [2.0, 3.0]]
+    """
+    d = check_distance_matrix(x) if distance_matrix else pairwise_distances(check_points(x))
+    d = d.to(torch.float64)
+    n = d.shape[0]
+    k = check_positive_int("k", k)
+    if k >= n:
+        raise ValueError(f"Expected `k` to be smaller than the number of points ({n}) but got {k}.")
+    block = max(1, _ROW_BLOCK_ELEMENTS // n)
+    out = torch.empty(n, k, dtype=torch.float64, device=d.device)
+    for start in range(0, n, block):
+        rows = d[start : start + block].clone()
+        idx = torch.arange(start, start + rows.shape[0], device=d.device)
+        rows[torch.arange(rows.shape[0], device=d.device), idx] = math.inf
+        out[start : start + rows.shape[0]] = torch.topk(rows, k, dim=1, largest=False, sorted=True).values
+    return out
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"{message} Returning NaN.", RuntimeWarning, stacklevel=3)
+
+
+def _twonn(knn: torch.Tensor, fraction: float) -> float:
+    r1, r2 = knn[:, 0], knn[:, 1]
+    keep = (r1 > 0) & (r2 > r1)
+    mu = (r2[keep] / r1[keep]).sort().values
+    n = mu.shape[0]
+    n_fit = int(math.floor(fraction * n))
+    if n_fit >= n:  # 1 - F would be 0 for the largest ratio
+        n_fit = n - 1
+    if n_fit < 2:
+        _warn(f"TwoNN needs at least 3 points with distinct nearest neighbours but got {n}.")
+        return math.nan
+    xs = torch.log(mu[:n_fit])
+    f_emp = torch.arange(1, n_fit + 1, dtype=torch.float64, device=mu.device) / n
+    ys = -torch.log1p(-f_emp)
+    denom = float((xs * xs).sum())
+    if denom <= 0:
+        _warn("TwoNN ratios are all 1.")
+        return math.nan
+    return float((xs * ys).sum()) / denom
+
+
+def _mle(knn: torch.Tensor, k1: int, k2: int) -> float:
+    knn = knn[knn[:, 0] > 0]
+    if knn.shape[0] < 2:
+        _warn("MLE needs at least 2 points without duplicates.")
+        return math.nan
+    log_t = torch.log(knn)
+    cum = torch.cumsum(log_t, dim=1)  # cum[:, j-1] = sum_{i<=j} log T_i
+    estimates = []
+    for k in range(k1, k2 + 1):
+        # (1/(k-1)) sum_{j<k} log(T_k / T_j), per point
+        inv = ((k - 1) * log_t[:, k - 1] - cum[:, k - 2]) / (k - 1)
+        mean_inv = float(inv.mean())
+        if mean_inv <= 0:
+            _warn("MLE neighbourhoods have no spread.")
+            return math.nan
+        estimates.append(1.0 / mean_inv)
+    return float(np.mean(estimates))
+
+
+def _phdim(
+    d: torch.Tensor, alpha: float, n_sizes: int, n_min: int, n_max: int, generator: torch.Generator | None
+) -> float:
+    n = d.shape[0]
+    hi = min(n_max, n)
+    lo = min(n_min, max(n // 4, 3))
+    if hi - lo < n_sizes:
+        _warn(f"PH-dimension needs a range of sample sizes; got {n} points.")
+        return math.nan
+    sizes = np.unique(np.linspace(lo, hi, n_sizes).astype(np.int64))
+    log_n, log_e = [], []
+    for size in sizes.tolist():
+        idx = torch.randperm(n, generator=generator)[:size].to(d.device)
+        deaths = h0_mst_deaths(d[idx][:, idx])
+        e = float((deaths[deaths > 0] ** alpha).sum())
+        if e <= 0:
+            _warn("PH-dimension: a subsample has zero H0 lifetime (all points equal).")
+            return math.nan
+        log_n.append(math.log(size))
+        log_e.append(math.log(e))
+    slope = float(np.polyfit(log_n, log_e, 1)[0])
+    if slope >= 1:
+        _warn(f"PH-dimension slope {slope:.3f} >= 1.")
+        return math.nan
+    return alpha / (1.0 - slope)

@@ -1,0 +1,146 @@
+"""Choosing which points enter a (costly) persistence computation."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from lightning_topo.functional._checks import (
+    as_tensor,
+    check_choice,
+    check_distance_matrix,
+    check_points,
+    check_positive_int,
+)
+
+__all__ = ["subsample"]
+
+
+def subsample(
+    x: Any,
+    n: int,
+    method: Literal["random", "farthest", "stratified"] = "random",
+    labels: Any = None,
+    generator: torch.Generator | None = None,
+    *,
+    balanced: bool = False,
+    distance_matrix: bool = False,
+) -> torch.Tensor:
+    """Indices of ``n`` points of ``x``, sorted ascending, on ``x``'s device.
+
+    - ``"random"``: uniformly without replacement.
+    - ``"farthest"``: greedy farthest-point sampling (a 2-approximation of the k-center cover): start at a
+      random point (point 0 without a generator), then repeatedly add the point farthest from those chosen.
+      O(n N) distance evaluations on the device, never the full N x N matrix unless it is given.
+    - ``"stratified"``: random within each class of ``labels``, keeping class proportions (largest-remainder
+      rounding); with ``balanced=True``, as equal a number per class as the class sizes allow.
+
+    When ``n`` is at least the number of points every index is returned.
+
+    Args:
+        x: points ``(N, d)``, or a distance matrix ``(N, N)`` with ``distance_matrix=True``.
+        n: how many points to keep.
+        method: ``"random"``, ``"farthest"`` or ``"stratified"``.
+        labels: integer class of each point, shape ``(N,)`` (``"stratified"`` only).
+        generator: source of randomness (a CPU ``torch.Generator``); results are deterministic given its seed.
+        balanced: equal allocation per class instead of proportional (``"stratified"`` only).
+        distance_matrix: whether ``x`` is a distance matrix.
+
+    Returns:
+        ``(min(n, N),)`` int64 tensor of sorted indices.
+
+    Raises:
+        ValueError: for an unknown method, a non-positive ``n``, missing or mis-shaped ``labels``.
+
+    References:
+        Gonzalez, "Clustering to minimize the maximum intercluster distance", TCS 38, 1985 (farthest point).
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.1], [5.0], [10.0]])
+        >>> subsample(x, 3, "farthest").tolist()
+        [0, 2, 3]
+        >>> g = torch.Generator().manual_seed(0)
+        >>> subsample(x, 2, "stratified", labels=torch.tensor([0, 0, 1, 1]), generator=g).shape
+        torch.Size([2])
+    """
+    check_choice("method", method, ("random", "farthest", "stratified"))
+    n = check_positive_int("n", n)
+    x = check_distance_matrix(x, min_points=1) if distance_matrix else check_points(x, min_points=1)
+    n_total = x.shape[0]
+    device = x.device
+    if method == "stratified":
+        idx = _stratified(n_total, n, labels, generator, balanced)
+        return idx.to(device)
+    if n >= n_total:
+        return torch.arange(n_total, device=device)
+    if method == "random":
+        perm = torch.randperm(n_total, generator=generator)
+        return perm[:n].sort().values.to(device)
+    return _farthest(x, n, generator, distance_matrix).sort().values
+
+
+def _farthest(x: torch.Tensor, n: int, generator: torch.Generator | None, distance_matrix: bool) -> torch.Tensor:
+    n_total = x.shape[0]
+    start = int(torch.randint(n_total, (1,), generator=generator)) if generator is not None else 0
+    chosen = torch.empty(n, dtype=torch.long, device=x.device)
+    chosen[0] = start
+    x64 = None if distance_matrix else x.to(torch.float64)
+
+    def dist_to(i: torch.Tensor) -> torch.Tensor:
+        if x64 is None:
+            return x[i].to(torch.float64).reshape(-1)
+        return (x64 - x64[i].reshape(1, -1)).pow_(2).sum(dim=1)  # squared: same argmax
+
+    min_d = dist_to(chosen[0])
+    for k in range(1, n):
+        nxt = torch.argmax(min_d)  # stays on the device: no host sync per step
+        chosen[k] = nxt
+        min_d = torch.minimum(min_d, dist_to(nxt))
+    return chosen
+
+
+def _stratified(
+    n_total: int, n: int, labels: Any, generator: torch.Generator | None, balanced: bool
+) -> torch.Tensor:
+    if labels is None:
+        raise ValueError("Expected `labels` for method='stratified' but got None.")
+    lab = as_tensor(labels, "labels").reshape(-1).cpu()
+    if lab.shape[0] != n_total:
+        raise ValueError(f"Expected one label per point ({n_total}) but got {lab.shape[0]} labels.")
+    if lab.is_floating_point() and not bool((lab == lab.round()).all()):
+        raise ValueError("Expected integer class labels for method='stratified'.")
+    classes, counts = torch.unique(lab, return_counts=True)
+    counts_np = counts.numpy().astype(np.int64)
+    take = _allocate(counts_np, min(n, n_total), balanced)
+    chosen = []
+    for c, k in zip(classes.tolist(), take.tolist()):
+        if k == 0:
+            continue
+        members = torch.nonzero(lab == c).reshape(-1)
+        perm = torch.randperm(len(members), generator=generator)[:k]
+        chosen.append(members[perm])
+    return torch.cat(chosen).sort().values
+
+
+def _allocate(counts: np.ndarray, n: int, balanced: bool) -> np.ndarray:
+    """How many points to take from each class: proportional (largest remainder) or balanced (water filling)."""
+    if balanced:
+        take = np.zeros_like(counts)
+        remaining = n
+        while remaining > 0:
+            open_ = np.nonzero(take < counts)[0]
+            share = max(remaining // len(open_), 1)
+            for i in open_:
+                add = min(share, counts[i] - take[i], remaining)
+                take[i] += add
+                remaining -= add
+                if remaining == 0:
+                    break
+        return take
+    exact = counts * n / counts.sum()
+    take = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - take), kind="stable")
+    take[order[: n - int(take.sum())]] += 1
+    return np.minimum(take, counts)

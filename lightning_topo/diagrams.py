@@ -107,4 +107,6 @@ class PersistenceDiagrams:
         """Whether both hold the same dimensions with the same bars, up to ``atol``/``rtol``."""
         if len(self) != len(other):
             return False
-        return all(a.shape == b.shape and np.allclose(a, b, atol=atol, rtol=rtol) for a, b in zip(self, other))
+        return all(
+            a.shape == b.shape and np.allclose(a, b, atol=atol, rtol=rtol) for a, b in zip(self, other, strict=False)
+        )

@@ -104,7 +104,8 @@ def test_lifetime_statistics():
     s = lifetime_statistics(d, 0, long_fraction=0.1, filtration_range=100.0)
     assert s["n_long"] == 0.0
     empty = lifetime_statistics(PersistenceDiagrams([[]]), 0)
-    assert empty["count"] == 0.0 and empty["max"] == 0.0
+    assert empty["count"] == 0.0
+    assert empty["max"] == 0.0
 
 
 @pytest.mark.parametrize(

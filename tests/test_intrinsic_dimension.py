@@ -36,7 +36,9 @@ def test_mle_averages_over_k1_to_k2():
 @pytest.mark.parametrize(("dim", "ambient"), [(2, 10), (5, 50)])
 @pytest.mark.parametrize("method", ["twonn", "mle", "phdim"])
 def test_embedded_balls_recover_their_dimension(dim, ambient, method):
-    x = datasets.ball(2000, dim=dim, ambient_dim=ambient, generator=torch.Generator().manual_seed(dim), dtype=torch.float64)
+    x = datasets.ball(
+        2000, dim=dim, ambient_dim=ambient, generator=torch.Generator().manual_seed(dim), dtype=torch.float64
+    )
     est = intrinsic_dimension(x, method, generator=torch.Generator().manual_seed(0))
     # boundary effects bias estimators downward in higher dimension (METHODS.md section 6)
     assert est == pytest.approx(dim, rel=0.15 if dim <= 2 else 0.2)

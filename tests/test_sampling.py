@@ -10,8 +10,10 @@ def test_random_subsample_is_sorted_unique_and_deterministic_per_seed():
     a = subsample(x, 10, generator=torch.Generator().manual_seed(1))
     b = subsample(x, 10, generator=torch.Generator().manual_seed(1))
     c = subsample(x, 10, generator=torch.Generator().manual_seed(2))
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    assert a.unique().numel() == 10 and torch.equal(a, a.sort().values)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert a.unique().numel() == 10
+    assert torch.equal(a, a.sort().values)
 
 
 def test_asking_for_more_points_than_exist_returns_all():

@@ -112,7 +112,11 @@ def total_persistence(diagrams: PersistenceDiagrams, dim: int, p: float = 1.0, *
 
 
 def amplitude(
-    diagrams: PersistenceDiagrams, dim: int, p: float = 2.0, *, metric: Literal["wasserstein", "bottleneck"] = "wasserstein"
+    diagrams: PersistenceDiagrams,
+    dim: int,
+    p: float = 2.0,
+    *,
+    metric: Literal["wasserstein", "bottleneck"] = "wasserstein",
 ) -> float:
     """Distance of a diagram to the empty diagram (giotto-tda's amplitude).
 

@@ -82,7 +82,7 @@ def intrinsic_dimension(
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
-        >>> plane = torch.rand(2000, 2, generator=g, dtype=torch.float64) @ torch.randn(2, 10, generator=g, dtype=torch.float64)
+        >>> plane = torch.rand(2000, 2, generator=g, dtype=torch.float64) @ torch.eye(2, 10, dtype=torch.float64)
         >>> round(intrinsic_dimension(plane, "twonn"))
         2
         >>> round(intrinsic_dimension(plane, "mle"))
@@ -150,7 +150,7 @@ def _twonn(knn: torch.Tensor, fraction: float) -> float:
     keep = (r1 > 0) & (r2 > r1)
     mu = (r2[keep] / r1[keep]).sort().values
     n = mu.shape[0]
-    n_fit = int(math.floor(fraction * n))
+    n_fit = math.floor(fraction * n)
     if n_fit >= n:  # 1 - F would be 0 for the largest ratio
         n_fit = n - 1
     if n_fit < 2:

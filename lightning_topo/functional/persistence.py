@@ -74,10 +74,7 @@ def vietoris_rips(
     check_choice("h0", h0, ("auto", "mst", "ripser"))
     if not thresh > 0:
         raise ValueError(f"Expected `thresh` to be positive but got {thresh!r}.")
-    if distance_matrix:
-        d = check_distance_matrix(x).to(torch.float64)
-    else:
-        d = pairwise_distances(x, metric=metric)
+    d = check_distance_matrix(x).to(torch.float64) if distance_matrix else pairwise_distances(x, metric=metric)
     if d.shape[0] < 3:
         raise ValueError(f"Expected at least 3 points but got {d.shape[0]}.")
 

@@ -101,9 +101,7 @@ def _farthest(x: torch.Tensor, n: int, generator: torch.Generator | None, distan
     return chosen
 
 
-def _stratified(
-    n_total: int, n: int, labels: Any, generator: torch.Generator | None, balanced: bool
-) -> torch.Tensor:
+def _stratified(n_total: int, n: int, labels: Any, generator: torch.Generator | None, balanced: bool) -> torch.Tensor:
     if labels is None:
         raise ValueError("Expected `labels` for method='stratified' but got None.")
     lab = as_tensor(labels, "labels").reshape(-1).cpu()
@@ -115,7 +113,7 @@ def _stratified(
     counts_np = counts.numpy().astype(np.int64)
     take = _allocate(counts_np, min(n, n_total), balanced)
     chosen = []
-    for c, k in zip(classes.tolist(), take.tolist()):
+    for c, k in zip(classes.tolist(), take.tolist(), strict=False):
         if k == 0:
             continue
         members = torch.nonzero(lab == c).reshape(-1)

@@ -1,7 +1,11 @@
 """lightning-topo: the topology and geometry of layer representations, inside a Lightning training loop."""
 
+from lightning_topo._warnings import TopologyWarning
+from lightning_topo.callback import TopologyMonitor
+from lightning_topo.capture import get_layer_names
 from lightning_topo.diagrams import PersistenceDiagrams
+from lightning_topo.report import TopologyReport
 
-__all__ = ["PersistenceDiagrams"]
+__all__ = ["PersistenceDiagrams", "TopologyMonitor", "TopologyReport", "TopologyWarning", "get_layer_names"]
 
 __version__ = "0.1.0.dev0"

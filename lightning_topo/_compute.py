@@ -17,6 +17,8 @@ import torch
 
 from lightning_topo import functional as F
 from lightning_topo.diagrams import PersistenceDiagrams
+from lightning_topo.functional.intrinsic_dimension import id_from_distances
+from lightning_topo.functional.persistence import rips_from_distances
 from lightning_topo.report import TopologyReport
 
 PER_DIM_DESCRIPTORS = ("betti", "total_persistence", "entropy", "max_persistence", "amplitude", "n_long")
@@ -94,7 +96,7 @@ def compute_layer(x: torch.Tensor, config: ComputeConfig) -> LayerResult:
             gen = torch.Generator().manual_seed(config.seed)
             idx = F.subsample(dist, config.ph_samples, "farthest", generator=gen, distance_matrix=True)
             ph_dist = dist[idx][:, idx]
-        dgms = F.vietoris_rips(ph_dist, maxdim=config.maxdim, distance_matrix=True, n_threads=config.n_threads)
+        dgms = rips_from_distances(ph_dist, config.maxdim, n_threads=config.n_threads)
         metrics = _descriptors(dgms, dist, config)
     notes = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     result = LayerResult(metrics, dgms, F.betti_curve(dgms, config.grid))
@@ -124,12 +126,11 @@ def _descriptors(dgms: PersistenceDiagrams, dist: torch.Tensor, config: ComputeC
                 stats = F.lifetime_statistics(dgms, q, long_fraction=config.long_fraction)
                 out[key] = stats["n_long"]
         if name == "id_twonn":
-            out[name] = F.intrinsic_dimension(dist, "twonn", distance_matrix=True)
+            out[name] = id_from_distances(dist, "twonn")
         elif name == "id_mle":
-            out[name] = F.intrinsic_dimension(dist, "mle", distance_matrix=True)
+            out[name] = id_from_distances(dist, "mle")
         elif name == "id_phdim":
-            gen = torch.Generator().manual_seed(config.seed)
-            out[name] = F.intrinsic_dimension(dist, "phdim", distance_matrix=True, generator=gen)
+            out[name] = id_from_distances(dist, "phdim", generator=torch.Generator().manual_seed(config.seed))
     return out
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
@@ -17,13 +17,14 @@ from lightning_topo._compute import (
     GLOBAL_DESCRIPTORS,
     PER_DIM_DESCRIPTORS,
     ComputeConfig,
+    class_lifespans,
     compute_report,
 )
 from lightning_topo._warnings import TopologyWarning
 from lightning_topo.capture import ActivationCapture, LayerSpec, first_tensor, resolve_layers
 from lightning_topo.functional._checks import check_choice, check_fraction, check_maxdim, check_positive_int
 from lightning_topo.report import TopologyReport
-from lightning_topo.scores import resolve_score
+from lightning_topo.scores import SCORES, resolve_score
 
 __all__ = ["TopologyMonitor"]
 
@@ -53,7 +54,8 @@ class TopologyMonitor(Callback):
     ``topo/{layer}/n_long_{q}``                     bars longer than ``long_fraction`` of the range (opt-in)
     ``topo/{layer}/id_twonn``                       TwoNN intrinsic dimension (on the full sample)
     ``topo/{layer}/id_mle``, ``id_phdim``           MLE and PH-dimension (opt-in)
-    ``topo/score``                                  the configured ``score`` (stable key), when set
+    ``topo/score``                                  the configured ``score`` (stable key; re-logged on epochs
+                                                    without measurement so monitors never miss it)
     ``topo/time_s``                                 wall time of the epoch-end computation
     ==============================================  =================================================================
 
@@ -70,8 +72,11 @@ class TopologyMonitor(Callback):
         n_samples: examples measured per epoch (shared across DDP ranks).
         maxdim: highest homology dimension (0, 1 or 2).
         every_n_epochs: measure at epochs 0, n, 2n, ... .
-        score: ``None``, a name in ``lightning_topo.scores.SCORES`` or a callable ``f(report) -> float``; logged
-            as ``topo/score``.
+        score: a name in ``lightning_topo.scores.SCORES`` (``"id_last"``, default; ``"phdim_last"``,
+            ``"lifespan_sum"``, ``"decay"``; each documents its direction and adds the descriptors it needs), a
+            callable ``f(report) -> float``, or ``None``; logged as ``topo/score``. :meth:`early_stopping` and
+            :meth:`model_checkpoint` return callbacks monitoring it in the right direction.
+        score_mode: direction of a callable score (``"min"`` or ``"max"``); named scores set their own.
         reduce: per-example reduction: ``"auto"`` (global average pooling of 4-D conv outputs, flatten
             otherwise), ``"flatten"``, ``"mean"`` (average over every dimension after the channels) or
             ``"project"`` (flatten, then a seeded Gaussian projection to ``max_features`` when wider).
@@ -112,7 +117,8 @@ class TopologyMonitor(Callback):
         n_samples: int = 512,
         maxdim: int = 1,
         every_n_epochs: int = 1,
-        score: str | Callable[[TopologyReport], float] | None = None,
+        score: str | Callable[[TopologyReport], float] | None = "id_last",
+        score_mode: Literal["min", "max"] = "min",
         reduce: Literal["auto", "flatten", "mean", "project"] = "auto",
         max_features: int = 256,
         sample: Literal["first", "stratified"] = "first",
@@ -136,6 +142,10 @@ class TopologyMonitor(Callback):
         self.maxdim = check_maxdim(maxdim)
         self.every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
         self.score_name, self._score_fn = resolve_score(score)
+        named = SCORES.get(score) if isinstance(score, str) else None
+        self.score_mode = named.mode if named is not None else check_choice("score_mode", score_mode, ("min", "max"))
+        needed = [n for n in (named.needs if named is not None else ()) if n not in descriptors]
+        descriptors = (*descriptors, *needed)
         self.reduce = check_choice("reduce", reduce, ("auto", "flatten", "mean", "project"))
         self.max_features = check_positive_int("max_features", max_features)
         self.sample = check_choice("sample", sample, ("first", "stratified"))
@@ -144,7 +154,7 @@ class TopologyMonitor(Callback):
         self.num_classes = None if num_classes is None else check_positive_int("num_classes", num_classes)
         self.label_fn = label_fn
         self.output_transform = output_transform
-        known = PER_DIM_DESCRIPTORS + GLOBAL_DESCRIPTORS
+        known = (*PER_DIM_DESCRIPTORS, *GLOBAL_DESCRIPTORS)
         for name in descriptors:
             check_choice("descriptors", name, known)
         self.on_error = check_choice("on_error", on_error, ("warn", "raise"))
@@ -305,6 +315,7 @@ class TopologyMonitor(Callback):
     @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self._active or self._capture is None:
+            self._relog_score(trainer, pl_module)
             return
         capture = self._capture
         try:
@@ -370,7 +381,12 @@ class TopologyMonitor(Callback):
         report = compute_report(
             samples, self.config, problems=problems, epoch=trainer.current_epoch, on_error=self.on_error
         )
-        report.labels = labels
+        if self.score_name == "lifespan_sum" and labels is not None:
+            last = report.layers[-1]
+            x = samples.get(last)
+            if x is not None and last not in report.problems:
+                per_class = class_lifespans(x, labels.to(x.device), self.config)
+                report.class_metrics[last] = {c: {"total_persistence_0": v} for c, v in per_class.items()}
         for alias, why in report.problems.items():
             message = f"TopologyMonitor: layer {alias!r} at epoch {trainer.current_epoch}: {why}; its metrics are NaN."
             if self.on_error == "raise":
@@ -384,8 +400,45 @@ class TopologyMonitor(Callback):
                     raise
                 rank_zero_warn(f"TopologyMonitor: the score failed ({err}); logging NaN.", category=TopologyWarning)
                 report.score = math.nan
-        report.labels = None  # not kept in history or broadcast
         return report
+
+    def _relog_score(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """On an epoch without measurement, log the last score again so `topo/score` is never missing.
+
+        ``EarlyStopping`` and ``ModelCheckpoint`` read their monitor after every validation; ``ModelCheckpoint``
+        raises when it is missing. A repeated value never counts as an improvement, so ``patience`` counts
+        validation epochs: use :meth:`early_stopping`, which scales it by ``every_n_epochs``.
+        """
+        if trainer.sanity_checking or self._score_fn is None or not self.history:
+            return
+        last = self.history[-1]["scalars"].get(f"{self.prefix}/score")
+        if last is not None:
+            sync = trainer.world_size > 1
+            pl_module.log(f"{self.prefix}/score", last, on_step=False, on_epoch=True, sync_dist=sync, batch_size=1)
+
+    def early_stopping(self, patience: int = 3, **kwargs: Any) -> EarlyStopping:
+        """A ready ``EarlyStopping`` on ``topo/score`` with the score's direction.
+
+        ``patience`` counts *measurements*; it is multiplied by ``every_n_epochs`` since the score is re-logged
+        on the epochs in between. Other keyword arguments go to ``EarlyStopping`` (e.g. ``min_delta``).
+
+        Example:
+            >>> monitor = TopologyMonitor(score="id_last", every_n_epochs=2)
+            >>> stopper = monitor.early_stopping(patience=3)
+            >>> stopper.monitor, stopper.mode, stopper.patience
+            ('topo/score', 'min', 6)
+        """
+        if self._score_fn is None:
+            raise ValueError("Expected a `score` on the monitor to stop on; it was created with score=None.")
+        kwargs.setdefault("mode", self.score_mode)
+        return EarlyStopping(monitor=f"{self.prefix}/score", patience=patience * self.every_n_epochs, **kwargs)
+
+    def model_checkpoint(self, **kwargs: Any) -> ModelCheckpoint:
+        """A ready ``ModelCheckpoint`` keeping the best ``topo/score`` (keyword arguments go to it)."""
+        if self._score_fn is None:
+            raise ValueError("Expected a `score` on the monitor to checkpoint on; it was created with score=None.")
+        kwargs.setdefault("mode", self.score_mode)
+        return ModelCheckpoint(monitor=f"{self.prefix}/score", **kwargs)
 
     def _publish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, report: TopologyReport) -> None:
         self._last_epoch = trainer.current_epoch

@@ -264,16 +264,19 @@ class ActivationCapture:
         for name, alias in self.layers.items():
             if name == INPUT:
                 self._seen.add(alias)
-                self._store(alias, batch)
+                if inputs is None:
+                    self.problems[alias] = "the batch holds no tensor"
+                else:
+                    self._store(alias, inputs, raw=True)
         self.n_kept += len(keep)
 
     def end_batch(self) -> None:
         self._keep = None
 
-    def _store(self, alias: str, output: Any) -> None:
+    def _store(self, alias: str, output: Any, raw: bool = False) -> None:
         if alias in self.problems:
             return
-        tensor = self._to_tensor(alias, output)
+        tensor = output if raw else self._to_tensor(alias, output)
         if tensor is None:
             return
         if tensor.ndim == 0 or tensor.shape[0] != self._batch_size:

@@ -28,8 +28,47 @@ class UnevenNet(TinyNet):
         return DataLoader(data, batch_size=8)
 
 
+class MetricNet(TinyNet):
+    """Logs the torchmetrics metrics from its own validation_step, as a user would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from lightning_topo.metrics import IntrinsicDimension, PersistenceDescriptors
+
+        self.pers = PersistenceDescriptors(maxdim=1, prefix="m/")
+        self.idim = IntrinsicDimension("twonn", prefix="m/")
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(make_data(n=30, seed=20 + self.global_rank), batch_size=10)
+
+    def validation_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+        h = self.hidden(self.encoder(batch[0]))
+        self.pers.update(h)
+        self.idim.update(h)
+
+    def on_validation_epoch_end(self) -> None:
+        values = {**self.pers.compute(), **self.idim.compute()}
+        self.log_dict(values)
+        self.computed = {k: float(v) for k, v in values.items()}
+        self.pers.reset()
+        self.idim.reset()
+
+
+def run_metrics(out: Path) -> None:
+    tr = trainer(max_epochs=1, strategy="ddp", devices=2, use_distributed_sampler=False, limit_train_batches=0)
+    torch.manual_seed(0)
+    model = MetricNet()
+    tr.validate(model, verbose=False)
+    state = {k: v.tolist() for k, v in model.state_dict().items() if not k.startswith(("pers", "idim"))}
+    payload = {"computed": model.computed, "state": state}
+    (out / f"metrics_rank{tr.global_rank}.json").write_text(json.dumps(payload, sort_keys=True))
+
+
 def main() -> None:
     out = Path(sys.argv[1])
+    if len(sys.argv) > 2 and sys.argv[2] == "metrics":
+        run_metrics(out)
+        return
     monitor = TopologyMonitor(n_samples=48, score="id_last")
     tr = trainer(
         max_epochs=2,

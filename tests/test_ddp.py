@@ -9,11 +9,10 @@ import pytest
 SCRIPT = Path(__file__).with_name("ddp_script.py")
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="gloo DDP test runs on POSIX")
-def test_two_process_ddp_logs_identical_keys_and_values_on_every_rank(tmp_path):
+def _run(tmp_path: Path, *args: str) -> None:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path)],
+        [sys.executable, str(SCRIPT), str(tmp_path), *args],
         capture_output=True,
         text=True,
         timeout=300,  # a deadlock fails here instead of hanging the suite
@@ -21,6 +20,11 @@ def test_two_process_ddp_logs_identical_keys_and_values_on_every_rank(tmp_path):
         cwd=SCRIPT.parents[1],
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="gloo DDP test runs on POSIX")
+def test_two_process_ddp_logs_identical_keys_and_values_on_every_rank(tmp_path):
+    _run(tmp_path)
     rank0 = json.loads((tmp_path / "rank0.json").read_text())
     rank1 = json.loads((tmp_path / "rank1.json").read_text())
     assert rank0["metrics"], "nothing was logged"
@@ -30,3 +34,25 @@ def test_two_process_ddp_logs_identical_keys_and_values_on_every_rank(tmp_path):
     assert rank0["history_epochs"] == rank1["history_epochs"] == [0, 1]
     # samples of both ranks were gathered: 24 per rank requested, rank 1 only has 17
     assert rank0["n_samples"] == rank1["n_samples"] == 24 + 17
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="gloo DDP test runs on POSIX")
+def test_metrics_under_two_process_ddp_equal_the_functional_result_on_all_batches(tmp_path):
+    import torch
+
+    from lightning_topo._compute import ComputeConfig, compute_layer
+    from lightning_topo.functional import intrinsic_dimension
+    from tests._models import TinyNet, make_data
+
+    _run(tmp_path, "metrics")
+    rank0 = json.loads((tmp_path / "metrics_rank0.json").read_text())
+    rank1 = json.loads((tmp_path / "metrics_rank1.json").read_text())
+    assert rank0["computed"] == rank1["computed"]
+    model = TinyNet()
+    model.load_state_dict({k: torch.tensor(v) for k, v in rank0["state"].items()})
+    with torch.no_grad():
+        h = torch.cat([model.hidden(model.encoder(make_data(n=30, seed=20 + r).tensors[0])) for r in (0, 1)])
+    expected = compute_layer(h, ComputeConfig(maxdim=1)).metrics
+    for key, value in expected.items():
+        assert rank0["computed"][f"m/{key}"] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    assert rank0["computed"]["m/id_twonn"] == pytest.approx(intrinsic_dimension(h, "twonn"), rel=1e-5)

@@ -132,6 +132,16 @@ def test_threshold_turns_late_classes_into_essential_bars(gen):
         assert dgms.finite(0)[:, 1].max() <= 1.0
 
 
+@pytest.mark.parametrize("thresh", [math.inf, 1.0])
+def test_gudhi_backend_gives_the_same_diagrams(gen, thresh):
+    x = datasets.torus(150, noise=0.05, generator=gen, dtype=torch.float64)
+    a = vietoris_rips(x, maxdim=1, thresh=thresh)
+    b = vietoris_rips(x, maxdim=1, thresh=thresh, backend="gudhi")
+    for q in range(2):
+        assert a.n_essential(q) == b.n_essential(q)
+        assert _bottleneck(a[q], b[q]) < 1e-5
+
+
 def test_edge_collapse_gives_the_same_diagrams(gen):
     x = datasets.circle(60, noise=0.05, ambient_dim=3, generator=gen, dtype=torch.float64)
     a = vietoris_rips(x, maxdim=1)
@@ -160,6 +170,7 @@ def test_duplicated_and_constant_points_give_documented_diagrams():
         ({"x": torch.zeros(5, 2), "maxdim": 5}, "Expected `maxdim` to be 0, 1 or 2 but got 5"),
         ({"x": torch.zeros(5, 2), "maxdim": 1.0}, "`maxdim`"),
         ({"x": torch.zeros(5, 2), "h0": "tree"}, "`h0`"),
+        ({"x": torch.zeros(5, 2), "backend": "ripser"}, "`backend`"),
         ({"x": torch.zeros(5, 2), "thresh": 0.0}, "`thresh`"),
         ({"x": torch.full((5, 2), float("nan"))}, "NaN"),
     ],

@@ -20,7 +20,7 @@ from lightning_topo.functional._checks import (
 from lightning_topo.functional.distances import pairwise_distances
 from lightning_topo.functional.persistence import h0_mst_deaths
 
-__all__ = ["intrinsic_dimension", "nearest_neighbor_distances"]
+__all__ = ["id_from_distances", "intrinsic_dimension", "nearest_neighbor_distances"]
 
 log = logging.getLogger(__name__)
 
@@ -89,30 +89,49 @@ def intrinsic_dimension(
         2
     """
     check_choice("method", method, ("twonn", "mle", "phdim"))
-    if distance_matrix:
-        d = check_distance_matrix(x).to(torch.float64)
-        points = None
-    else:
-        points = check_points(x)
-        d = None
-    if method == "twonn":
-        fraction = check_fraction("fraction", fraction)
-        knn = nearest_neighbor_distances(d if d is not None else points, 2, distance_matrix=d is not None)
-        return _twonn(knn, fraction)
-    if method == "mle":
-        k1 = check_positive_int("k1", k1, minimum=2)
-        k2 = check_positive_int("k2", k2, minimum=k1)
-        n = (d if d is not None else points).shape[0]  # type: ignore[union-attr]
-        if k2 >= n:
-            _warn(f"MLE needs more than k2={k2} points but got {n}.")
-            return math.nan
-        knn = nearest_neighbor_distances(d if d is not None else points, k2, distance_matrix=d is not None)
-        return _mle(knn, k1, k2)
+    fraction = check_fraction("fraction", fraction)
+    k1 = check_positive_int("k1", k1, minimum=2)
+    k2 = check_positive_int("k2", k2, minimum=k1)
     n_sizes = check_positive_int("n_sizes", n_sizes, minimum=2)
     if not alpha > 0:
         raise ValueError(f"Expected `alpha` to be positive but got {alpha!r}.")
-    if d is None:
-        d = pairwise_distances(points)
+    d = check_distance_matrix(x) if distance_matrix else pairwise_distances(check_points(x))
+    return id_from_distances(
+        d.to(torch.float64),
+        method,
+        fraction=fraction,
+        k1=k1,
+        k2=k2,
+        alpha=alpha,
+        n_sizes=n_sizes,
+        n_min=n_min,
+        n_max=n_max,
+        generator=generator,
+    )
+
+
+def id_from_distances(
+    d: torch.Tensor,
+    method: Literal["twonn", "mle", "phdim"] = "twonn",
+    *,
+    fraction: float = 0.9,
+    k1: int = 10,
+    k2: int = 20,
+    alpha: float = 1.0,
+    n_sizes: int = 8,
+    n_min: int = 200,
+    n_max: int = 1000,
+    generator: torch.Generator | None = None,
+) -> float:
+    """:func:`intrinsic_dimension` on a float64 distance matrix already known to be valid (no checks)."""
+    n = d.shape[0]
+    if method == "twonn":
+        return _twonn(_knn(d, 2), fraction)
+    if method == "mle":
+        if k2 >= n:
+            _warn(f"MLE needs more than k2={k2} points but got {n}.")
+            return math.nan
+        return _mle(_knn(d, k2), k1, k2)
     return _phdim(d, alpha, n_sizes, n_min, n_max, generator)
 
 
@@ -126,18 +145,22 @@ def nearest_neighbor_distances(x: Any, k: int, *, distance_matrix: bool = False)
         [[1.0, 3.0], [1.0, 2.0], [2.0, 3.0]]
     """
     d = check_distance_matrix(x) if distance_matrix else pairwise_distances(check_points(x))
-    d = d.to(torch.float64)
     n = d.shape[0]
     k = check_positive_int("k", k)
     if k >= n:
         raise ValueError(f"Expected `k` to be smaller than the number of points ({n}) but got {k}.")
+    return _knn(d.to(torch.float64), k)
+
+
+def _knn(d: torch.Tensor, k: int) -> torch.Tensor:
+    n = d.shape[0]
+    # The k + 1 smallest values of a row start with a 0: the point itself, or a duplicate at the same value 0.
+    # Dropping that first value leaves the k smallest distances to other points, without copying the row.
     block = max(1, _ROW_BLOCK_ELEMENTS // n)
     out = torch.empty(n, k, dtype=torch.float64, device=d.device)
     for start in range(0, n, block):
-        rows = d[start : start + block].clone()
-        idx = torch.arange(start, start + rows.shape[0], device=d.device)
-        rows[torch.arange(rows.shape[0], device=d.device), idx] = math.inf
-        out[start : start + rows.shape[0]] = torch.topk(rows, k, dim=1, largest=False, sorted=True).values
+        rows = d[start : start + block]
+        out[start : start + rows.shape[0]] = torch.topk(rows, k + 1, dim=1, largest=False, sorted=True).values[:, 1:]
     return out
 
 

@@ -6,7 +6,15 @@ Run: ``python benchmarks/bench_callback.py [--repeats R]``. Prints Markdown tabl
    matrices (the irreducible persistence work): the orchestration overhead;
 2. a validation epoch of the bundled digits example with and without the callback;
 3. peak memory of a validation pass over 20,000 examples through a 64 x 32 x 32 conv layer, with and without
-   the callback (separate processes, ``ru_maxrss``), against the documented bound.
+   the callback (separate processes, ``ru_maxrss``), against the documented bound;
+4. the callback's epoch end against the naive pipeline (for each of 8 layers, the fastest of giotto-ph,
+   ripser.py and GUDHI called serially on the same points), with defaults and with the cost controls on, and
+   the accuracy the cost controls give up;
+5. how long ``compute="async"`` blocks the training loop at epoch end, against ``compute="sync"``;
+6. the cost curve: epoch-end time against ``n_samples``, the number of layers, layer width and ``maxdim``
+   (table, and a plot written to ``benchmarks/cost_curve.png``).
+
+``--only 1,4`` runs a subset.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import warnings
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -164,20 +173,200 @@ def bench_memory() -> None:
     print("\nA whole validation set of flattened activations would be 20,000 x 65,536 x 4 B = 5,000 MiB.\n")
 
 
+def _layers(n_layers: int, n: int, seed: int = 0) -> dict[str, torch.Tensor | None]:
+    """Representation-like clouds: class clusters on low-dimensional curved pieces, widths 32 to 512."""
+    gen = torch.Generator().manual_seed(seed)
+    out: dict[str, torch.Tensor | None] = {}
+    for i in range(n_layers):
+        width = [32, 64, 128, 256, 512][i % 5]
+        labels = torch.arange(n) % 10
+        centres = 3.0 * torch.randn(10, 6, generator=gen)
+        t = torch.rand(n, 2, generator=gen) * 6.28
+        local = torch.cat([t.cos(), t.sin(), 0.3 * torch.randn(n, 2, generator=gen)], dim=1)
+        z = centres[labels] + local
+        out[f"layer{i}"] = torch.relu(z @ torch.randn(6, width, generator=gen))
+    return out
+
+
+def _naive(samples: dict[str, torch.Tensor | None], maxdim: int = 1) -> tuple[float, list[str]]:
+    """For each layer, the fastest of giotto-ph, ripser.py and GUDHI on its points (each timed once)."""
+    import ripser
+    from gph import ripser_parallel
+    from gudhi.sklearn.rips_persistence import RipsPersistence
+
+    total, winners = 0.0, []
+    dims = list(range(maxdim + 1))
+    for x in samples.values():
+        assert x is not None
+        pts = x.double().numpy()
+        times = {
+            "giotto-ph": timed(lambda pts=pts: ripser_parallel(pts, maxdim=maxdim), 1)[0],
+            "ripser.py": timed(lambda pts=pts: ripser.ripser(pts, maxdim=maxdim), 1)[0],
+            "gudhi": timed(lambda pts=pts: RipsPersistence(homology_dimensions=dims).fit_transform([pts]), 1)[0],
+        }
+        best = min(times, key=times.__getitem__)
+        winners.append(best)
+        total += times[best]
+    return total, winners
+
+
+def _callback_epoch_end(samples: dict[str, torch.Tensor | None], monitor: TopologyMonitor) -> tuple[float, Any]:
+    """The monitor's epoch-end computation on these samples, with the pool it would use (warm)."""
+    from dataclasses import replace
+
+    pool = monitor._ensure_pool(len(samples))
+    config = monitor.config if pool is None else replace(monitor.config, n_threads=pool.threads)
+    executor = None if pool is None else pool.executor
+    if pool is not None:
+        compute_report(samples, config, executor=executor)  # warm the workers
+    t, report = timed(lambda: compute_report(samples, config, executor=executor), 1)
+    monitor._shutdown_pool()
+    return t, report
+
+
+def bench_naive(repeats: int) -> None:
+    import gudhi
+
+    from lightning_topo.functional import betti_curve
+
+    samples = _layers(8, 512)
+    naive = []
+    for _ in range(max(1, repeats // 3)):
+        t, winners = _naive(samples)
+        naive.append(t)
+    t_naive = min(naive)
+    defaults = TopologyMonitor(n_samples=512)
+    controls = TopologyMonitor(n_samples=512, ph_samples=192)
+    t_def = min(_callback_epoch_end(samples, defaults)[0] for _ in range(max(1, repeats // 3)))
+    runs = [_callback_epoch_end(samples, controls) for _ in range(max(1, repeats // 3))]
+    t_ctl, rep_ctl = min(runs, key=lambda r: r[0])
+    exact = compute_report(samples, defaults.config)
+    worst_b1, worst_curve = 0.0, 0.0
+    for layer in samples:
+        a, b = exact.diagrams[layer], rep_ctl.diagrams[layer]
+        fin = [d[np.isfinite(d[:, 1])] for d in (a[1], b[1])]
+        worst_b1 = max(worst_b1, gudhi.bottleneck_distance(fin[0], fin[1]))
+        grid = exact.grid
+        ca, cb = betti_curve(a, grid)[1], betti_curve(b, grid)[1]
+        worst_curve = max(worst_curve, float(np.abs(ca - cb).sum() * (grid[1] - grid[0])))
+    print("## The callback against the naive pipeline (8 layers x 512 examples, widths 32-512, maxdim 1)\n")
+    print(
+        f"Naive: for each layer the fastest library on its points ({', '.join(sorted(set(winners)))} won), "
+        "called one after the other.\n"
+    )
+    print("| pipeline | epoch-end time (s) | ratio to naive |")
+    print("|---|---|---|")
+    print(f"| naive (fastest peer per layer, serial) | {t_naive:.2f} | 1.00 |")
+    print(f"| TopologyMonitor defaults (2 worker processes) | {t_def:.2f} | {t_def / t_naive:.2f} |")
+    print(
+        f"| TopologyMonitor, ph_samples=192 (H1 on a farthest-point subsample; H0, ID on all 512) | {t_ctl:.2f} "
+        f"| {t_ctl / t_naive:.2f} |\n"
+    )
+    print(
+        f"Accuracy given up by ph_samples=192 (normalised distances): H1 bottleneck distance to the exact "
+        f"diagram <= {worst_b1:.3f}; L1 distance between the H1 Betti curves <= {worst_curve:.3f} "
+        "(H0 and ID are exact).\n"
+    )
+
+
+def bench_async(repeats: int) -> None:
+    samples = _layers(8, 512, seed=1)
+    blocked: dict[str, list[float]] = {"sync": [], "async": []}
+    for mode in ("sync", "async"):
+        monitor = TopologyMonitor(n_samples=512, compute=mode)  # type: ignore[arg-type]
+        pool = monitor._ensure_pool(len(samples))
+        if pool is not None:
+            compute_report(samples, monitor.config, executor=pool.executor)  # warm
+        for i in range(repeats):
+            trainer = type("T", (), {"current_epoch": i, "global_step": i, "loggers": []})()
+            start = time.perf_counter()
+            item = monitor._start(trainer, dict(samples), None, {})  # type: ignore[arg-type]
+            if mode == "sync":
+                monitor._finalize(item)
+            blocked[mode].append(time.perf_counter() - start)
+            if mode == "async":
+                monitor._drain(trainer, wait=True)  # type: ignore[arg-type]
+        monitor._shutdown_pool()
+    t_sync, t_async = statistics.median(blocked["sync"]), statistics.median(blocked["async"])
+    print("## compute='async': how long the training loop waits at epoch end (8 layers x 512 examples)\n")
+    print("| mode | training loop blocked (s) | share of the sync epoch end |")
+    print("|---|---|---|")
+    print(f"| sync | {t_sync:.3f} | 100% |")
+    print(f"| async | {t_async:.4f} | {100 * t_async / t_sync:.1f}% |\n")
+
+
+def bench_cost_curve(plot_path: str) -> None:
+    rows: list[tuple[str, int, float]] = []
+
+    def measure(axis: str, value: int, samples: dict[str, torch.Tensor | None], **kwargs: Any) -> None:
+        monitor = TopologyMonitor(n_samples=max(x.shape[0] for x in samples.values() if x is not None), **kwargs)
+        t, _ = _callback_epoch_end(samples, monitor)
+        rows.append((axis, value, t))
+        print(f"| {axis} | {value} | {t:.3f} |", flush=True)
+
+    print("## Cost curve (epoch-end seconds; defaults unless the row says otherwise)\n")
+    print("| varied | value | epoch-end time (s) |")
+    print("|---|---|---|")
+    for n in (256, 512, 1024, 2048, 4096):
+        measure("n_samples (1 layer, width 64)", n, _layers(1, n))
+    for n_layers in (1, 2, 4, 8, 16):
+        measure("layers (512 examples)", n_layers, _layers(n_layers, 512))
+    gen = torch.Generator().manual_seed(0)
+    base = _layers(1, 512)["layer0"]
+    assert base is not None
+    for width in (64, 1_000, 10_000, 100_000):
+        wide = base[:, :32] @ torch.randn(32, width, generator=gen)
+        measure("width (1 layer, 512 examples)", width, {"layer0": wide})
+    for maxdim in (0, 1, 2):
+        measure("maxdim (1 layer, 256 examples)", maxdim, _layers(1, 256), maxdim=maxdim)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes_names = sorted({r[0] for r in rows}, key=[r[0] for r in rows].index)
+    fig, axes = plt.subplots(1, len(axes_names), figsize=(4 * len(axes_names), 3.2))
+    for ax, name in zip(axes, axes_names, strict=False):
+        xs = [r[1] for r in rows if r[0] == name]
+        ys = [r[2] for r in rows if r[0] == name]
+        ax.plot(xs, ys, "o-")
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel("epoch-end time (s)")
+        if name.startswith(("n_samples", "width")):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(plot_path, dpi=110)
+    plt.close(fig)
+    print(f"\nPlot: `{os.path.basename(plot_path)}`\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated section numbers")
     args = parser.parse_args()
     if args.memory_child:
         _memory_child(args.memory_child)
         return
     warnings.simplefilter("ignore")
     print(f"torch {torch.__version__}, {os.cpu_count()} cores\n")
-    model, data, samples = _trained_digits()
-    bench_overhead(samples, args.repeats)
-    bench_validation_epoch(model, data, args.repeats)
-    bench_memory()
+    only = {int(x) for x in args.only.split(",")}
+    if only & {1, 2}:
+        model, data, samples = _trained_digits()
+        if 1 in only:
+            bench_overhead(samples, args.repeats)
+        if 2 in only:
+            bench_validation_epoch(model, data, args.repeats)
+    if 3 in only:
+        bench_memory()
+    if 4 in only:
+        bench_naive(args.repeats)
+    if 5 in only:
+        bench_async(args.repeats)
+    if 6 in only:
+        bench_cost_curve(os.path.join(os.path.dirname(os.path.abspath(__file__)), "cost_curve.png"))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import math
 import time
 import warnings
 from collections.abc import Mapping
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -41,12 +43,15 @@ class ComputeConfig:
     descriptors: tuple[str, ...] = DEFAULT_DESCRIPTORS
     n_threads: int = -1
     seed: int = 0
+    thresh: float = math.inf
+    h0_tree_from: int = 4096
+    backend: Literal["giotto", "gudhi"] = "giotto"
     grid: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "grid", np.linspace(0.0, self.grid_max, self.n_bins))
 
-    def keys(self) -> list[str]:
+    def metric_keys(self) -> list[str]:
         """Descriptor names a layer logs, in a fixed order."""
         out: list[str] = []
         for name in self.descriptors:
@@ -63,10 +68,11 @@ class LayerResult:
     diagrams: PersistenceDiagrams | None = None
     betti_curve: np.ndarray | None = None
     problem: str | None = None
+    seconds: float = 0.0
 
 
 def nan_metrics(config: ComputeConfig) -> dict[str, float]:
-    return dict.fromkeys(config.keys(), math.nan)
+    return dict.fromkeys(config.metric_keys(), math.nan)
 
 
 def check_sample(x: torch.Tensor | None) -> str | None:
@@ -82,30 +88,88 @@ def check_sample(x: torch.Tensor | None) -> str | None:
     return None
 
 
-def compute_layer(x: torch.Tensor, config: ComputeConfig) -> LayerResult:
-    """Distances, normalisation, subsample, persistence, descriptors and ID for one layer's sample."""
+@dataclass
+class Prepared:
+    """The device part of a layer's computation, ready for the CPU persistence call (picklable)."""
+
+    ph_dist: np.ndarray | None  # float32 distance matrix for H>=1 (giotto-ph computes in float32 anyway)
+    h0: np.ndarray | None  # H0 diagram from the spanning tree on the full sample, when computed separately
+    metrics: dict[str, float]  # intrinsic-dimension descriptors, from the full sample
+    notes: list[str]
+    seconds: float
+
+
+def prepare_layer(x: torch.Tensor, config: ComputeConfig) -> Prepared | LayerResult:
+    """On ``x``'s device: distances, normalisation, intrinsic dimension, farthest-point subsample, the H0 tree.
+
+    Only the (subsampled) distance matrix leaves the device, as float32.
+    """
+    start = time.perf_counter()
     problem = check_sample(x)
     if problem is not None:
         return LayerResult(nan_metrics(config), problem=problem)
-    notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         dist = F.pairwise_distances(x, metric=config.metric, normalize=config.normalize)
-        ph_dist = dist
-        if config.ph_samples is not None and config.ph_samples < dist.shape[0]:
+        metrics = _id_descriptors(dist, config)
+        n = dist.shape[0]
+        subsample = config.ph_samples is not None and config.ph_samples < n
+        ph = dist
+        if subsample:
             gen = torch.Generator().manual_seed(config.seed)
-            idx = F.subsample(dist, config.ph_samples, "farthest", generator=gen, distance_matrix=True)
-            ph_dist = dist[idx][:, idx]
-        dgms = rips_from_distances(ph_dist, config.maxdim, n_threads=config.n_threads)
-        metrics = _descriptors(dgms, dist, config)
+            idx = F.subsample(dist, config.ph_samples, "farthest", generator=gen, distance_matrix=True)  # type: ignore[arg-type]
+            ph = dist[idx][:, idx]
+        h0 = None
+        if config.maxdim == 0 or subsample or n >= config.h0_tree_from:
+            h0 = rips_from_distances(dist, 0, thresh=config.thresh)[0]
+        ph_dist = ph.to(torch.float32).cpu().numpy() if config.maxdim >= 1 else None
     notes = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    return Prepared(ph_dist, None if h0 is None else np.array(h0), metrics, notes, time.perf_counter() - start)
+
+
+def finish_layer(prepared: Prepared, config: ComputeConfig) -> LayerResult:
+    """On the CPU: persistence (giotto-ph), the persistence descriptors and the Betti curves."""
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        if prepared.ph_dist is not None:
+            dgms_list = rips_from_distances(
+                torch.from_numpy(prepared.ph_dist),
+                config.maxdim,
+                thresh=config.thresh,
+                n_threads=config.n_threads,
+                h0="ripser",
+                backend=config.backend,
+            ).to_numpy()
+            if prepared.h0 is not None:
+                dgms_list[0] = prepared.h0
+        else:
+            dgms_list = [prepared.h0 if prepared.h0 is not None else np.empty((0, 2))]
+        dgms = PersistenceDiagrams(dgms_list)
+        metrics = {**_ph_descriptors(dgms, config), **prepared.metrics}
+        metrics = {k: metrics[k] for k in config.metric_keys()}
+    notes = prepared.notes + [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     result = LayerResult(metrics, dgms, F.betti_curve(dgms, config.grid))
+    result.seconds = prepared.seconds + time.perf_counter() - start
     if notes:
         result.problem = "; ".join(notes)
     return result
 
 
-def _descriptors(dgms: PersistenceDiagrams, dist: torch.Tensor, config: ComputeConfig) -> dict[str, float]:
+def compute_layer(x: torch.Tensor, config: ComputeConfig) -> LayerResult:
+    """Everything for one layer's sample: :func:`prepare_layer` then :func:`finish_layer`."""
+    prepared = prepare_layer(x, config)
+    return prepared if isinstance(prepared, LayerResult) else finish_layer(prepared, config)
+
+
+def run_layer_task(payload: torch.Tensor | Prepared, config: ComputeConfig) -> LayerResult:
+    """What a worker process runs: the whole layer from CPU samples, or the CPU part of a prepared layer."""
+    if isinstance(payload, Prepared):
+        return finish_layer(payload, config)
+    return compute_layer(payload, config)
+
+
+def _ph_descriptors(dgms: PersistenceDiagrams, config: ComputeConfig) -> dict[str, float]:
     out: dict[str, float] = {}
     bettis = F.betti_numbers(dgms, config.betti_scale)
     for name in config.descriptors:
@@ -123,8 +187,13 @@ def _descriptors(dgms: PersistenceDiagrams, dist: torch.Tensor, config: ComputeC
             elif name == "amplitude":
                 out[key] = F.amplitude(dgms, q)
             elif name == "n_long":
-                stats = F.lifetime_statistics(dgms, q, long_fraction=config.long_fraction)
-                out[key] = stats["n_long"]
+                out[key] = F.lifetime_statistics(dgms, q, long_fraction=config.long_fraction)["n_long"]
+    return out
+
+
+def _id_descriptors(dist: torch.Tensor, config: ComputeConfig) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name in config.descriptors:
         if name == "id_twonn":
             out[name] = id_from_distances(dist, "twonn")
         elif name == "id_mle":
@@ -134,6 +203,127 @@ def _descriptors(dgms: PersistenceDiagrams, dist: torch.Tensor, config: ComputeC
     return out
 
 
+class PendingReport:
+    """Layer computations in flight; :meth:`result` waits for them and assembles the report."""
+
+    def __init__(
+        self,
+        layers: list[str],
+        futures: dict[str, Future[LayerResult]],
+        config: ComputeConfig,
+        n_samples: int,
+        epoch: int | None,
+        on_error: Literal["warn", "raise"],
+        start: float,
+        payloads: dict[str, Any] | None = None,
+    ) -> None:
+        self.layers = layers
+        self.payloads = payloads or {}
+        self.pool_broke = False
+        self.futures = futures
+        self.config = config
+        self.n_samples = n_samples
+        self.epoch = epoch
+        self.on_error = on_error
+        self.start = start
+        self.finished = start
+        for fut in futures.values():
+            fut.add_done_callback(self._note_time)
+
+    def _note_time(self, _: Future[LayerResult]) -> None:
+        self.finished = max(self.finished, time.perf_counter())
+
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures.values())
+
+    def result(self) -> TopologyReport:
+        results: dict[str, LayerResult] = {}
+        for alias in self.layers:
+            try:
+                results[alias] = self.futures[alias].result()
+            except BrokenProcessPool:
+                # a worker died (or could not start): compute this layer here rather than lose it
+                self.pool_broke = True
+                results[alias] = run_layer_task(self.payloads[alias], self.config)
+            except Exception as err:
+                if self.on_error == "raise":
+                    raise
+                results[alias] = LayerResult(
+                    nan_metrics(self.config), problem=f"its computation failed: {type(err).__name__}: {err}"
+                )
+        report = TopologyReport(
+            layers=self.layers, metrics={}, grid=self.config.grid, n_samples=self.n_samples, epoch=self.epoch
+        )
+        for alias in self.layers:
+            res = results[alias]
+            report.metrics[alias] = res.metrics
+            if res.diagrams is not None:
+                report.diagrams[alias] = res.diagrams
+            if res.betti_curve is not None:
+                report.betti_curves[alias] = res.betti_curve
+            if res.problem is not None:
+                report.problems[alias] = res.problem
+        report.elapsed_s = max(self.finished, time.perf_counter() if not self.futures else self.finished) - self.start
+        return report
+
+
+def _done(result: LayerResult) -> Future[LayerResult]:
+    fut: Future[LayerResult] = Future()
+    fut.set_result(result)
+    return fut
+
+
+def _failed(err: BaseException) -> Future[LayerResult]:
+    fut: Future[LayerResult] = Future()
+    fut.set_exception(err)
+    return fut
+
+
+def start_report(
+    samples: Mapping[str, torch.Tensor | None],
+    config: ComputeConfig,
+    *,
+    problems: Mapping[str, str] | None = None,
+    epoch: int | None = None,
+    on_error: Literal["warn", "raise"] = "warn",
+    executor: Executor | None = None,
+) -> PendingReport:
+    """Start every layer's computation: serially here, or on ``executor`` (a process pool).
+
+    With an executor, CPU samples go to the workers whole; samples on an accelerator are prepared on their
+    device here (distances, ID, subsample, H0 tree) and only the distance matrix goes to a worker.
+    A failure inside one layer becomes that layer's problem (NaN metrics) under ``on_error="warn"``.
+    """
+    start = time.perf_counter()
+    problems = dict(problems or {})
+    futures: dict[str, Future[LayerResult]] = {}
+    payloads: dict[str, Any] = {}
+    for alias, x in samples.items():
+        if alias in problems:
+            futures[alias] = _done(LayerResult(nan_metrics(config), problem=problems[alias]))
+            continue
+        try:
+            if executor is None:
+                futures[alias] = _done(compute_layer(x, config))  # type: ignore[arg-type]
+                continue
+            payload: torch.Tensor | Prepared | LayerResult
+            if x is None:
+                payload = LayerResult(nan_metrics(config), problem=check_sample(x))
+            elif x.device.type == "cpu":
+                payload = x  # the whole layer runs in the worker
+            else:
+                payload = prepare_layer(x, config)  # device work here, only the matrix travels
+            if isinstance(payload, LayerResult):
+                futures[alias] = _done(payload)
+            else:
+                payloads[alias] = payload
+                futures[alias] = executor.submit(run_layer_task, payload, config)
+        except Exception as err:
+            futures[alias] = _failed(err)
+    n = max((x.shape[0] for x in samples.values() if x is not None), default=0)
+    return PendingReport(list(samples), futures, config, n, epoch, on_error, start, payloads)
+
+
 def compute_report(
     samples: Mapping[str, torch.Tensor | None],
     config: ComputeConfig,
@@ -141,48 +331,10 @@ def compute_report(
     problems: Mapping[str, str] | None = None,
     epoch: int | None = None,
     on_error: Literal["warn", "raise"] = "warn",
-    executor: Any = None,
+    executor: Executor | None = None,
 ) -> TopologyReport:
-    """Compute every layer (in parallel when ``executor`` is given) and assemble a report.
-
-    A failure inside one layer's computation becomes that layer's problem (NaN metrics) under
-    ``on_error="warn"``; other layers are unaffected.
-    """
-    start = time.perf_counter()
-    problems = dict(problems or {})
-    layers = list(samples)
-    results: dict[str, LayerResult] = {}
-
-    def run(alias: str) -> LayerResult:
-        if alias in problems:
-            return LayerResult(nan_metrics(config), problem=problems[alias])
-        try:
-            return compute_layer(samples[alias], config)  # type: ignore[arg-type]
-        except Exception as err:
-            if on_error == "raise":
-                raise
-            return LayerResult(nan_metrics(config), problem=f"its computation failed: {type(err).__name__}: {err}")
-
-    if executor is None:
-        for alias in layers:
-            results[alias] = run(alias)
-    else:
-        futures = {alias: executor.submit(run, alias) for alias in layers}
-        results = {alias: fut.result() for alias, fut in futures.items()}
-
-    n = max((x.shape[0] for x in samples.values() if x is not None), default=0)
-    report = TopologyReport(layers=layers, metrics={}, grid=config.grid, n_samples=n, epoch=epoch)
-    for alias in layers:
-        res = results[alias]
-        report.metrics[alias] = res.metrics
-        if res.diagrams is not None:
-            report.diagrams[alias] = res.diagrams
-        if res.betti_curve is not None:
-            report.betti_curves[alias] = res.betti_curve
-        if res.problem is not None:
-            report.problems[alias] = res.problem
-    report.elapsed_s = time.perf_counter() - start
-    return report
+    """:func:`start_report` and wait for it."""
+    return start_report(samples, config, problems=problems, epoch=epoch, on_error=on_error, executor=executor).result()
 
 
 def class_lifespans(

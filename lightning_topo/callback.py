@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -17,9 +18,11 @@ from lightning_topo._compute import (
     GLOBAL_DESCRIPTORS,
     PER_DIM_DESCRIPTORS,
     ComputeConfig,
+    PendingReport,
     class_lifespans,
-    compute_report,
+    start_report,
 )
+from lightning_topo._pool import LayerPool, available_cores
 from lightning_topo._warnings import TopologyWarning
 from lightning_topo.capture import ActivationCapture, LayerSpec, first_tensor, resolve_layers
 from lightning_topo.functional._checks import check_choice, check_fraction, check_maxdim, check_positive_int
@@ -27,6 +30,17 @@ from lightning_topo.report import TopologyReport
 from lightning_topo.scores import SCORES, resolve_score
 
 __all__ = ["TopologyMonitor"]
+
+
+@dataclass
+class _Pending:
+    """A measurement in flight: the layer computations and what is needed to finish and log it."""
+
+    pending: PendingReport
+    epoch: int
+    step: int
+    last_samples: torch.Tensor | None
+    labels: torch.Tensor | None
 
 
 class TopologyMonitor(Callback):
@@ -99,6 +113,18 @@ class TopologyMonitor(Callback):
         on_error: ``"warn"`` (default; NaN metrics and a warning) or ``"raise"``.
         seed: seed of the projections and subsamples.
         prefix: first part of every logged key.
+        compute: ``"sync"`` (default) computes at the epoch end and logs through ``pl_module.log``;
+            ``"async"`` hands the work to a worker process and returns at once, and the results go straight to
+            the loggers at the step of the epoch they belong to when ready (all are flushed by the end of
+            ``fit``, also when it stops early or fails). Async results never reach ``callback_metrics``, so
+            combining it with an ``EarlyStopping``/``ModelCheckpoint`` on a ``topo/`` key is refused at set-up.
+        workers: processes computing layers in parallel (giotto-ph holds the GIL, so threads would not help).
+            ``"auto"``: one per core up to the number of layers when ``n_samples >= 256`` and ``maxdim >= 1``
+            (below that a layer takes milliseconds and runs in the main process), at least one with
+            ``compute="async"``. ``0`` computes in the main process. The pool is kept warm across epochs.
+        max_scale: stop every filtration at this (normalised) scale: much cheaper, and Betti numbers and curves
+            below it are exact; classes alive at ``max_scale`` become essential and leave the lifetime sums.
+        backend: ``"giotto"`` or ``"gudhi"`` (GUDHI's Ripser, when installed) for the persistence call.
 
     Raises:
         ValueError: for invalid arguments here, or (at set-up) unknown layer names, listing the close matches.
@@ -135,6 +161,10 @@ class TopologyMonitor(Callback):
         on_error: Literal["warn", "raise"] = "warn",
         seed: int = 0,
         prefix: str = "topo",
+        compute: Literal["sync", "async"] = "sync",
+        workers: int | Literal["auto"] = "auto",
+        max_scale: float | None = None,
+        backend: Literal["giotto", "gudhi"] = "giotto",
     ) -> None:
         super().__init__()
         self.layers = layers
@@ -173,9 +203,19 @@ class TopologyMonitor(Callback):
             descriptors=tuple(descriptors),
             n_threads=int(n_threads),
             seed=int(seed),
+            thresh=math.inf if max_scale is None else float(max_scale),
+            backend=check_choice("backend", backend, ("giotto", "gudhi")),
         )
+        if max_scale is not None and not max_scale > 0:
+            raise ValueError(f"Expected `max_scale` to be positive but got {max_scale!r}.")
         self.seed = int(seed)
         self.prefix = prefix
+        self.compute = check_choice("compute", compute, ("sync", "async"))
+        if workers != "auto":
+            workers = check_positive_int("workers", workers, minimum=1 if compute == "async" else 0)
+        self.workers = workers
+        self._pool: LayerPool | None = None
+        self._pending: list[_Pending] = []
         self.history: list[dict[str, Any]] = []
         self.last_report: TopologyReport | None = None
         self._capture: ActivationCapture | None = None
@@ -211,6 +251,24 @@ class TopologyMonitor(Callback):
             output_transform=self.output_transform,
         )
         self._quota = math.ceil(self.n_samples / max(trainer.world_size, 1))
+        if self.compute == "async":
+            watchers = [
+                type(cb).__name__
+                for cb in trainer.callbacks  # type: ignore[attr-defined]
+                if isinstance(getattr(cb, "monitor", None), str) and cb.monitor.startswith(f"{self.prefix}/")
+            ]
+            if watchers:
+                raise ValueError(
+                    f"TopologyMonitor(compute='async') logs its results later, at the step they belong to, so "
+                    f"{', '.join(watchers)} monitoring a `{self.prefix}/...` key would never see them in time. "
+                    "Use compute='sync' to stop or checkpoint on a topological score."
+                )
+        if trainer.is_global_zero and self._pool is None:
+            n_layers = len(self._capture.layers)
+            if self._n_workers(n_layers) > 0:
+                self._ensure_pool(n_layers)
+                assert self._pool is not None
+                self._pool.warm_up()  # workers import torch while the first epoch trains
         if self.config.ph_samples is not None and self.config.ph_samples >= self.n_samples:
             rank_zero_warn(
                 f"`ph_samples={self.config.ph_samples}` >= `n_samples={self.n_samples}`: no subsampling happens.",
@@ -220,10 +278,25 @@ class TopologyMonitor(Callback):
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._stop_capture()
+        try:
+            self._drain(trainer, wait=True)
+        finally:
+            self._shutdown_pool()
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._stop_capture()
+        try:
+            self._drain(trainer, wait=True)  # results of finished epochs are not lost when the run dies
+        except Exception as err:  # the run's own exception is the one to report
+            rank_zero_warn(f"TopologyMonitor could not log pending results: {err}", category=TopologyWarning)
+        finally:
+            self._shutdown_pool()  # Lightning does not call `teardown` on callbacks after an exception
+
+    def _shutdown_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def _stop_capture(self) -> None:
         if self._capture is not None:
@@ -314,10 +387,12 @@ class TopologyMonitor(Callback):
     # compute and log ----------------------------------------------------------------------------------------
     @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._drain(trainer, wait=False)
         if not self._active or self._capture is None:
             self._relog_score(trainer, pl_module)
             return
         capture = self._capture
+        self._last_epoch = trainer.current_epoch
         try:
             capture.detach()
             samples = capture.collect()
@@ -326,6 +401,10 @@ class TopologyMonitor(Callback):
             capture.reset()  # drop the activations before computing
             samples, labels, problems = self._gather(trainer, samples, labels, problems)
             report = None
+            if self.compute == "async":
+                if trainer.is_global_zero:
+                    self._start(trainer, samples, labels, problems)
+                return
             if trainer.is_global_zero:
                 report = self._compute(trainer, samples, labels, problems)
             if trainer.world_size > 1:
@@ -364,13 +443,13 @@ class TopologyMonitor(Callback):
         merged_labels = torch.cat(label_parts) if all(p is not None for p in label_parts) else None
         return merged, merged_labels, all_problems
 
-    def _compute(
+    def _start(
         self,
         trainer: pl.Trainer,
         samples: dict[str, torch.Tensor | None],
         labels: torch.Tensor | None,
         problems: dict[str, str],
-    ) -> TopologyReport:
+    ) -> _Pending:
         n = max((x.shape[0] for x in samples.values() if x is not None), default=0)
         if 0 < n < self.n_samples:
             rank_zero_warn(
@@ -378,17 +457,53 @@ class TopologyMonitor(Callback):
                 "(or a class, with sample='stratified') is smaller.",
                 category=TopologyWarning,
             )
-        report = compute_report(
-            samples, self.config, problems=problems, epoch=trainer.current_epoch, on_error=self.on_error
+        pool = self._ensure_pool(len(samples))
+        config = self.config if pool is None else replace(self.config, n_threads=pool.threads)
+        pending = start_report(
+            samples,
+            config,
+            problems=problems,
+            epoch=trainer.current_epoch,
+            on_error=self.on_error,
+            executor=None if pool is None else pool.executor,
         )
-        if self.score_name == "lifespan_sum" and labels is not None:
+        last = list(samples)[-1]
+        keep = samples.get(last) if self.score_name == "lifespan_sum" and labels is not None else None
+        item = _Pending(pending, trainer.current_epoch, trainer.global_step, keep, labels)
+        if self.compute == "async":
+            self._pending.append(item)
+        return item
+
+    def _compute(
+        self,
+        trainer: pl.Trainer,
+        samples: dict[str, torch.Tensor | None],
+        labels: torch.Tensor | None,
+        problems: dict[str, str],
+    ) -> TopologyReport:
+        return self._finalize(self._start(trainer, samples, labels, problems))
+
+    def _finalize(self, item: _Pending) -> TopologyReport:
+        report = item.pending.result()
+        if item.pending.pool_broke and self._pool is not None:
+            rank_zero_warn(
+                "TopologyMonitor's worker processes stopped working; the layers were computed in the main process "
+                "and will be from now on (workers=0).",
+                category=TopologyWarning,
+            )
+            self._shutdown_pool()
+            self.workers = 0
+        if item.last_samples is not None and item.labels is not None:
             last = report.layers[-1]
-            x = samples.get(last)
-            if x is not None and last not in report.problems:
-                per_class = class_lifespans(x, labels.to(x.device), self.config)
+            if last not in report.problems:
+                x = item.last_samples
+                per_class = class_lifespans(x, item.labels.to(x.device), self.config)
                 report.class_metrics[last] = {c: {"total_persistence_0": v} for c, v in per_class.items()}
         for alias, why in report.problems.items():
-            message = f"TopologyMonitor: layer {alias!r} at epoch {trainer.current_epoch}: {why}; its metrics are NaN."
+            lost = all(math.isnan(v) for v in report.metrics[alias].values())
+            message = f"TopologyMonitor: layer {alias!r} at epoch {item.epoch}: {why}; " + (
+                "its metrics are NaN." if lost else "the affected metrics are NaN."
+            )
             if self.on_error == "raise":
                 raise RuntimeError(message)
             rank_zero_warn(message, category=TopologyWarning)
@@ -401,6 +516,60 @@ class TopologyMonitor(Callback):
                 rank_zero_warn(f"TopologyMonitor: the score failed ({err}); logging NaN.", category=TopologyWarning)
                 report.score = math.nan
         return report
+
+    # async ------------------------------------------------------------------------------------------------
+    def _drain(self, trainer: pl.Trainer, wait: bool) -> None:
+        """Log every finished background result at the step of its epoch (all of them with ``wait=True``)."""
+        logged = False
+        while self._pending and (wait or self._pending[0].pending.done()):
+            item = self._pending.pop(0)
+            try:
+                report = self._finalize(item)
+            except Exception:
+                self._pending.clear()
+                raise
+            scalars = self._record(report)
+            for logger in trainer.loggers:
+                logger.log_metrics({**scalars, "epoch": float(item.epoch)}, step=item.step)
+            logged = True
+        if logged and wait:
+            for logger in trainer.loggers:
+                logger.save()
+
+    @override
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._pending:
+            self._drain(trainer, wait=False)
+
+    @override
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._drain(trainer, wait=True)
+
+    @override
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn != "fit":  # trainer.validate(): nothing runs afterwards to wait for the results
+            self._drain(trainer, wait=True)
+
+    def _ensure_pool(self, n_layers: int) -> LayerPool | None:
+        workers = self._n_workers(n_layers)
+        if workers == 0:
+            return None
+        if self._pool is None:
+            self._pool = LayerPool(workers, max(1, available_cores() // workers))
+        return self._pool
+
+    def _n_workers(self, n_layers: int) -> int:
+        if self.workers != "auto":
+            return int(self.workers)
+        cores = available_cores()
+        if self.compute == "async":
+            return max(1, min(n_layers, cores - 1))
+        # below ~256 examples a layer takes milliseconds: shipping it to a process costs more than it saves
+        if cores < 2 or n_layers < 2 or self.maxdim == 0 or self.n_samples < 256:
+            return 0
+        return min(n_layers, cores)
 
     def _relog_score(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """On an epoch without measurement, log the last score again so `topo/score` is never missing.
@@ -440,12 +609,15 @@ class TopologyMonitor(Callback):
         kwargs.setdefault("mode", self.score_mode)
         return ModelCheckpoint(monitor=f"{self.prefix}/score", **kwargs)
 
-    def _publish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, report: TopologyReport) -> None:
-        self._last_epoch = trainer.current_epoch
+    def _record(self, report: TopologyReport) -> dict[str, float]:
         self.last_report = report
         scalars = report.scalars(self.prefix)
         scalars[f"{self.prefix}/time_s"] = report.elapsed_s
         self.history.append({"epoch": report.epoch, "scalars": scalars})
+        return scalars
+
+    def _publish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, report: TopologyReport) -> None:
+        scalars = self._record(report)
         sync = trainer.world_size > 1
         for key, value in scalars.items():
             pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=sync, batch_size=1)

@@ -317,6 +317,7 @@ def test_aliases_name_the_logged_keys():
     assert {k for k in logger.logged_keys() if k.startswith("topo/")} == {
         "topo/enc/id_twonn",
         "topo/logits/id_twonn",
+        "topo/score",
         "topo/time_s",
     }
 
@@ -329,6 +330,7 @@ def test_optional_descriptors_and_ph_subsample():
         ph_samples=40,
         maxdim=1,
         descriptors=["max_persistence", "amplitude", "n_long", "id_mle", "id_phdim"],
+        score=None,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -338,8 +340,10 @@ def test_optional_descriptors_and_ph_subsample():
         "topo/hidden/id_mle",
         "topo/hidden/id_phdim",
     }
-    # persistence ran on the 40-point subsample: 40 H0 bars at most
-    assert len(monitor.last_report.diagrams["hidden"][0]) <= 40
+    # H0 comes from the spanning tree of all 90 examples, H1 from the 40-point farthest-point subsample
+    dgms = monitor.last_report.diagrams["hidden"]
+    assert len(dgms[0]) == 90
+    assert len(dgms[1]) < 40
 
 
 def test_stratified_sample_takes_equal_shares_per_class():

@@ -14,6 +14,8 @@ Run: ``python benchmarks/bench_callback.py [--repeats R]``. Prints Markdown tabl
 6. the cost curve: epoch-end time against ``n_samples``, the number of layers, layer width and ``maxdim``
    (table, and a plot written to ``benchmarks/cost_curve.png``).
 
+7. the time to draw and log the TensorBoard figures of one measured epoch.
+
 ``--only 1,4`` runs a subset.
 """
 
@@ -341,11 +343,39 @@ def bench_cost_curve(plot_path: str) -> None:
     print(f"\nPlot: `{os.path.basename(plot_path)}`\n")
 
 
+def bench_figures(repeats: int) -> None:
+    import tempfile
+
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from lightning_topo._compute import ComputeConfig
+
+    samples = _layers(8, 512, seed=2)
+    report = compute_report(samples, ComputeConfig(), epoch=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        logger = TensorBoardLogger(tmp)
+        monitor = TopologyMonitor()
+        fake = type("T", (), {"is_global_zero": True, "loggers": [logger], "log_dir": tmp})()
+        times = []
+        for epoch in range(repeats + 1):
+            report.epoch = epoch
+            scalars = monitor._record(report)
+            start = time.perf_counter()
+            monitor._visualize(fake, report, scalars, epoch)  # type: ignore[arg-type]
+            times.append(time.perf_counter() - start)
+        logger.finalize("success")
+    t = statistics.median(times[1:])  # from the second epoch on, with the evolution heat maps
+    print("## Figures: drawing and logging one measured epoch to TensorBoard (8 layers)\n")
+    print("| figures per epoch | time (s) | per figure (ms) |")
+    print("|---|---|---|")
+    print(f"| {3 * 8 + 1} | {t:.2f} | {1000 * t / 25:.0f} |\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated section numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated section numbers")
     args = parser.parse_args()
     if args.memory_child:
         _memory_child(args.memory_child)
@@ -367,6 +397,8 @@ def main() -> None:
         bench_async(args.repeats)
     if 6 in only:
         bench_cost_curve(os.path.join(os.path.dirname(os.path.abspath(__file__)), "cost_curve.png"))
+    if 7 in only:
+        bench_figures(args.repeats)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
@@ -22,14 +24,27 @@ from lightning_topo._compute import (
     class_lifespans,
     start_report,
 )
+from lightning_topo._figures import (
+    custom_scalars_layout,
+    image_sinks,
+    report_figures,
+    save_report,
+    tensorboard_writer,
+)
 from lightning_topo._pool import LayerPool, available_cores
-from lightning_topo._warnings import TopologyWarning
+from lightning_topo._warnings import TopologyWarning, warn_once
 from lightning_topo.capture import ActivationCapture, LayerSpec, first_tensor, resolve_layers
 from lightning_topo.functional._checks import check_choice, check_fraction, check_maxdim, check_positive_int
 from lightning_topo.report import TopologyReport
 from lightning_topo.scores import SCORES, resolve_score
 
 __all__ = ["TopologyMonitor"]
+
+
+def plt_close(fig: Any) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
 
 
 @dataclass
@@ -125,6 +140,14 @@ class TopologyMonitor(Callback):
         max_scale: stop every filtration at this (normalised) scale: much cheaper, and Betti numbers and curves
             below it are exact; classes alive at ``max_scale`` become essential and leave the lifetime sums.
         backend: ``"giotto"`` or ``"gudhi"`` (GUDHI's Ripser, when installed) for the persistence call.
+        log_figures: draw figures for loggers that show images (TensorBoard; loggers with ``log_image``):
+            ``True`` at every measurement, an integer ``k`` at every k-th, ``False`` never. Tags:
+            ``topo/{layer}/betti_curves``, ``topo/{layer}/diagram``, ``topo/{layer}/betti_evolution`` (from the
+            second measurement) and ``topo/depth_profile``; about 0.2 s per layer on 2 CPU cores. A TensorBoard
+            custom-scalars layout (one chart per descriptor across layers, one per layer with its Betti
+            numbers) is registered once.
+        save_diagrams: write each measurement's diagrams and Betti curves (``topology/epoch_{k}.npz``) and
+            scalars (``topology/epoch_{k}.json``) under the logger's directory, for ``lightning-topo report``.
 
     Raises:
         ValueError: for invalid arguments here, or (at set-up) unknown layer names, listing the close matches.
@@ -165,6 +188,8 @@ class TopologyMonitor(Callback):
         workers: int | Literal["auto"] = "auto",
         max_scale: float | None = None,
         backend: Literal["giotto", "gudhi"] = "giotto",
+        log_figures: bool | int = True,
+        save_diagrams: bool = False,
     ) -> None:
         super().__init__()
         self.layers = layers
@@ -216,6 +241,14 @@ class TopologyMonitor(Callback):
         self.workers = workers
         self._pool: LayerPool | None = None
         self._pending: list[_Pending] = []
+        if isinstance(log_figures, bool):
+            self.figure_every = 1 if log_figures else 0
+        else:
+            self.figure_every = check_positive_int("log_figures", log_figures)
+        self.log_figures = bool(self.figure_every)
+        self.save_diagrams = bool(save_diagrams)
+        self._curve_history: dict[str, list[tuple[int, np.ndarray]]] = {}
+        self._layout_registered = False
         self.history: list[dict[str, Any]] = []
         self.last_report: TopologyReport | None = None
         self._capture: ActivationCapture | None = None
@@ -531,6 +564,7 @@ class TopologyMonitor(Callback):
             scalars = self._record(report)
             for logger in trainer.loggers:
                 logger.log_metrics({**scalars, "epoch": float(item.epoch)}, step=item.step)
+            self._visualize(trainer, report, scalars, item.step)
             logged = True
         if logged and wait:
             for logger in trainer.loggers:
@@ -614,10 +648,43 @@ class TopologyMonitor(Callback):
         scalars = report.scalars(self.prefix)
         scalars[f"{self.prefix}/time_s"] = report.elapsed_s
         self.history.append({"epoch": report.epoch, "scalars": scalars})
+        for layer, curves in report.betti_curves.items():
+            self._curve_history.setdefault(layer, []).append((int(report.epoch or 0), curves))
         return scalars
+
+    def _visualize(self, trainer: pl.Trainer, report: TopologyReport, scalars: dict[str, float], step: int) -> None:
+        """Figures to the loggers that show images, the custom-scalars layout, and the raw files (rank 0)."""
+        if not trainer.is_global_zero:
+            return
+        if self.save_diagrams:
+            save_report(Path(trainer.log_dir or trainer.default_root_dir) / "topology", report, scalars, self.prefix)
+        if not self.log_figures or not trainer.loggers or (len(self.history) - 1) % self.figure_every:
+            return
+        sinks, unable = image_sinks(trainer.loggers)
+        if unable:
+            warn_once(
+                f"TopologyMonitor: {', '.join(unable)} cannot show images, so its figures are skipped (the scalars "
+                "are logged). TensorBoardLogger and loggers with `log_image` get them.",
+            )
+        if not self._layout_registered:
+            for logger in trainer.loggers:
+                experiment = tensorboard_writer(logger)
+                if experiment is not None and hasattr(experiment, "add_custom_scalars"):
+                    experiment.add_custom_scalars(custom_scalars_layout(report, self.prefix))
+            self._layout_registered = True
+        if not sinks:
+            return
+        for tag, fig in report_figures(report, self.prefix, self._curve_history):
+            try:
+                for sink in sinks:
+                    sink(tag, fig, step)
+            finally:
+                fig.clear()
+                plt_close(fig)
 
     def _publish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, report: TopologyReport) -> None:
         scalars = self._record(report)
+        self._visualize(trainer, report, scalars, trainer.global_step)
         sync = trainer.world_size > 1
         for key, value in scalars.items():
             pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=sync, batch_size=1)
@@ -625,9 +692,12 @@ class TopologyMonitor(Callback):
     # checkpoints --------------------------------------------------------------------------------------------
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"version": 1, "history": list(self.history), "last_epoch": self._last_epoch}
+        curves = {layer: [(e, c.tolist()) for e, c in items] for layer, items in self._curve_history.items()}
+        return {"version": 1, "history": list(self.history), "last_epoch": self._last_epoch, "betti_curves": curves}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
+        curves = state_dict.get("betti_curves", {})
+        self._curve_history = {layer: [(e, np.asarray(c)) for e, c in items] for layer, items in curves.items()}
         self._last_epoch = state_dict.get("last_epoch")

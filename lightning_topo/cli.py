@@ -1,4 +1,4 @@
-"""The ``lightning-topo`` command: ``demo`` runs the bundled example."""
+"""The ``lightning-topo`` command: ``demo`` runs the bundled example, ``report`` renders saved results."""
 
 from __future__ import annotations
 
@@ -26,7 +26,20 @@ def _demo(args: argparse.Namespace) -> int:
     log_dir = trainer.logger.log_dir if trainer.logger is not None else args.logdir
     lines.append(f"Logs: {log_dir}")
     lines.append(f"See them:  tensorboard --logdir {args.logdir}")
+    lines.append(f"Or render a static report:  lightning-topo report {args.logdir}")
     sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from lightning_topo._html_report import render_report
+
+    try:
+        pages = render_report(args.logdir, args.out)
+    except FileNotFoundError as err:
+        sys.stderr.write(f"{err}\n")
+        return 1
+    sys.stdout.write("".join(f"Report: {page}\n" for page in pages))
     return 0
 
 
@@ -38,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--epochs", type=int, default=10)
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_demo)
+    report = sub.add_parser("report", help="render PNG figures and an HTML page from saved topology files")
+    report.add_argument("logdir", help="a log folder holding topology/epoch_*.json (save_diagrams=True)")
+    report.add_argument("--out", default=None, help="where to write (default: beside each run's topology/)")
+    report.set_defaults(func=_report)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return int(args.func(args))

@@ -93,6 +93,7 @@ def run(
 
     pl.seed_everything(seed, verbose=False)
     monitor_kwargs.setdefault("n_samples", 500)
+    monitor_kwargs.setdefault("save_diagrams", True)  # so that `lightning-topo report` works right after
     monitor = TopologyMonitor(**monitor_kwargs)
     trainer = pl.Trainer(
         max_epochs=max_epochs,

@@ -62,11 +62,14 @@ def test_model_checkpoint_keeps_the_best_score(tmp_path):
 def test_early_stopping_on_the_score_after_resuming(tmp_path):
     monitor = TopologyMonitor(n_samples=48)
     trainer(
-        max_epochs=2, callbacks=[monitor, ModelCheckpoint(dirpath=tmp_path, save_last=True)], enable_checkpointing=True
+        max_epochs=2,
+        default_root_dir=tmp_path,
+        callbacks=[monitor, ModelCheckpoint(dirpath=tmp_path, save_last=True)],
+        enable_checkpointing=True,
     ).fit(FrozenAfterFirstEpoch())
     resumed = TopologyMonitor(n_samples=48)
     stopper = resumed.early_stopping(patience=2)
-    tr = trainer(max_epochs=20, callbacks=[resumed, stopper], enable_checkpointing=True)
+    tr = trainer(max_epochs=20, callbacks=[resumed, stopper], enable_checkpointing=True, default_root_dir=tmp_path)
     tr.fit(FrozenAfterFirstEpoch(), ckpt_path=tmp_path / "last.ckpt")
     assert tr.current_epoch < 20
     assert [h["epoch"] for h in resumed.history][:2] == [0, 1]

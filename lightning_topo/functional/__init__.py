@@ -3,6 +3,7 @@
 Never imports ``lightning``.
 """
 
+from lightning_topo.functional.cubical import cubical_persistence
 from lightning_topo.functional.descriptors import (
     amplitude,
     betti_curve,
@@ -21,6 +22,7 @@ __all__ = [
     "amplitude",
     "betti_curve",
     "betti_numbers",
+    "cubical_persistence",
     "distance_scale",
     "h0_mst_deaths",
     "intrinsic_dimension",

@@ -69,6 +69,33 @@ class LayerResult:
     betti_curve: np.ndarray | None = None
     problem: str | None = None
     seconds: float = 0.0
+    images: dict[str, np.ndarray] | None = None
+
+
+@dataclass
+class FigureRequest:
+    """Ask a worker to draw a layer's figures right after computing it (in parallel, off the main process)."""
+
+    title: str
+    epoch: int
+    epochs: list[int]  # earlier measured epochs, for the evolution heat map
+    curves: list[np.ndarray]
+
+
+def layer_images(result: LayerResult, request: FigureRequest, grid: np.ndarray) -> dict[str, np.ndarray]:
+    """RGB images (``H x W x 3`` uint8) of a layer's Betti curves, diagram and Betti-curve evolution."""
+    from lightning_topo import plotting
+
+    figures = {}
+    if result.betti_curve is not None:
+        figures["betti_curves"] = plotting.plot_betti_curves(result.betti_curve, grid, request.title)
+        if request.epochs:
+            figures["betti_evolution"] = plotting.plot_betti_evolution(
+                [*request.epochs, request.epoch], [*request.curves, result.betti_curve], grid, request.title
+            )
+    if result.diagrams is not None:
+        figures["diagram"] = plotting.plot_diagram(result.diagrams, request.title)
+    return {name: plotting.figure_to_rgb(fig) for name, fig in figures.items()}
 
 
 def nan_metrics(config: ComputeConfig) -> dict[str, float]:
@@ -162,11 +189,18 @@ def compute_layer(x: torch.Tensor, config: ComputeConfig) -> LayerResult:
     return prepared if isinstance(prepared, LayerResult) else finish_layer(prepared, config)
 
 
-def run_layer_task(payload: torch.Tensor | Prepared, config: ComputeConfig) -> LayerResult:
-    """What a worker process runs: the whole layer from CPU samples, or the CPU part of a prepared layer."""
-    if isinstance(payload, Prepared):
-        return finish_layer(payload, config)
-    return compute_layer(payload, config)
+def run_layer_task(
+    payload: torch.Tensor | Prepared, config: ComputeConfig, figures: FigureRequest | None = None
+) -> LayerResult:
+    """What a worker process runs: the whole layer from CPU samples, or the CPU part of a prepared layer; then,
+    when asked, the layer's figures (drawing is as costly as computing a small layer)."""
+    result = finish_layer(payload, config) if isinstance(payload, Prepared) else compute_layer(payload, config)
+    if figures is not None and result.diagrams is not None:
+        try:
+            result.images = layer_images(result, figures, config.grid)
+        except Exception:  # a figure is never worth a lost measurement: the main process draws it instead
+            result.images = None
+    return result
 
 
 def _ph_descriptors(dgms: PersistenceDiagrams, config: ComputeConfig) -> dict[str, float]:
@@ -263,6 +297,8 @@ class PendingReport:
                 report.betti_curves[alias] = res.betti_curve
             if res.problem is not None:
                 report.problems[alias] = res.problem
+            if res.images:
+                report.images[alias] = res.images
         report.elapsed_s = max(self.finished, time.perf_counter() if not self.futures else self.finished) - self.start
         return report
 
@@ -287,6 +323,7 @@ def start_report(
     epoch: int | None = None,
     on_error: Literal["warn", "raise"] = "warn",
     executor: Executor | None = None,
+    figures: Mapping[str, FigureRequest] | None = None,
 ) -> PendingReport:
     """Start every layer's computation: serially here, or on ``executor`` (a process pool).
 
@@ -317,7 +354,8 @@ def start_report(
                 futures[alias] = _done(payload)
             else:
                 payloads[alias] = payload
-                futures[alias] = executor.submit(run_layer_task, payload, config)
+                request = figures.get(alias) if figures else None
+                futures[alias] = executor.submit(run_layer_task, payload, config, request)
         except Exception as err:
             futures[alias] = _failed(err)
     n = max((x.shape[0] for x in samples.values() if x is not None), default=0)

@@ -5,25 +5,26 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lightning_topo import plotting
+from lightning_topo._compute import FigureRequest, LayerResult, layer_images
 from lightning_topo.report import TopologyReport
 
 ImageSink = Callable[[str, Any, int], None]
 
 
 def image_sinks(loggers: Sequence[Any]) -> tuple[list[ImageSink], list[str]]:
-    """Functions that put a figure into each logger able to show images, and the names of those that cannot."""
+    """Functions putting an RGB image into each logger able to show images, and the names of those that cannot."""
     sinks: list[ImageSink] = []
     unable: list[str] = []
     for logger in loggers:
         experiment = tensorboard_writer(logger)
-        if experiment is not None and hasattr(experiment, "add_figure"):
+        if experiment is not None and hasattr(experiment, "add_image"):
             sinks.append(_tensorboard_sink(experiment))
         elif callable(getattr(logger, "log_image", None)):
             sinks.append(_log_image_sink(logger))
@@ -38,53 +39,42 @@ def tensorboard_writer(logger: Any) -> Any:
 
 
 def _tensorboard_sink(writer: Any) -> ImageSink:
-    def sink(tag: str, fig: Any, step: int) -> None:
-        writer.add_figure(tag, fig, global_step=step, close=False)
+    def sink(tag: str, image: np.ndarray, step: int) -> None:
+        writer.add_image(tag, image, global_step=step, dataformats="HWC")
 
     return sink
 
 
 def _log_image_sink(logger: Any) -> ImageSink:
-    def sink(tag: str, fig: Any, step: int) -> None:
-        logger.log_image(key=tag, images=[_rgb(fig)], step=step)
+    def sink(tag: str, image: np.ndarray, step: int) -> None:
+        logger.log_image(key=tag, images=[image], step=step)
 
     return sink
 
 
-def _rgb(fig: Any) -> np.ndarray:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
-def report_figures(
+def report_images(
     report: TopologyReport,
     prefix: str,
     curve_history: dict[str, list[tuple[int, np.ndarray]]],
-) -> list[tuple[str, Any]]:
-    """``(tag, figure)`` for one measured epoch; the tag scheme is documented on ``TopologyMonitor``."""
-    figures: list[tuple[str, Any]] = []
+) -> Iterator[tuple[str, np.ndarray]]:
+    """``(tag, RGB image)`` for one measured epoch; the tag scheme is documented on ``TopologyMonitor``.
+
+    Layers whose images were drawn by a worker process come as they are; the others are drawn here. The
+    history must not yet hold this report's curves.
+    """
+    epoch = int(report.epoch or 0)
     for layer in report.layers:
-        if layer in report.betti_curves:
-            figures.append(
-                (
-                    f"{prefix}/{layer}/betti_curves",
-                    plotting.plot_betti_curves(report.betti_curves[layer], report.grid, layer),
-                )
-            )
-        if layer in report.diagrams:
-            figures.append((f"{prefix}/{layer}/diagram", plotting.plot_diagram(report.diagrams[layer], layer)))
-        history = curve_history.get(layer, [])
-        if len(history) >= 2:
-            epochs = [e for e, _ in history]
-            curves = [c for _, c in history]
-            figures.append(
-                (f"{prefix}/{layer}/betti_evolution", plotting.plot_betti_evolution(epochs, curves, report.grid, layer))
-            )
-    figures.append((f"{prefix}/depth_profile", plotting.plot_depth_profile(report, title=f"epoch {report.epoch}")))
-    return figures
+        images = report.images.get(layer)
+        if images is None and layer in report.diagrams:
+            history = [(e, c) for e, c in curve_history.get(layer, []) if e != epoch]
+            request = FigureRequest(layer, epoch, [e for e, _ in history], [c for _, c in history])
+            result = LayerResult({}, report.diagrams[layer], report.betti_curves.get(layer))
+            images = layer_images(result, request, report.grid)
+        for name in ("betti_curves", "diagram", "betti_evolution"):
+            if images and name in images:
+                yield f"{prefix}/{layer}/{name}", images[name]
+    depth = plotting.plot_depth_profile(report, title=f"epoch {report.epoch}")
+    yield f"{prefix}/depth_profile", plotting.figure_to_rgb(depth)
 
 
 def custom_scalars_layout(report: TopologyReport, prefix: str) -> dict[str, dict[str, list[Any]]]:

@@ -20,6 +20,7 @@ from lightning_topo._compute import (
     GLOBAL_DESCRIPTORS,
     PER_DIM_DESCRIPTORS,
     ComputeConfig,
+    FigureRequest,
     PendingReport,
     class_lifespans,
     start_report,
@@ -27,7 +28,7 @@ from lightning_topo._compute import (
 from lightning_topo._figures import (
     custom_scalars_layout,
     image_sinks,
-    report_figures,
+    report_images,
     save_report,
     tensorboard_writer,
 )
@@ -41,12 +42,6 @@ from lightning_topo.scores import SCORES, resolve_score
 __all__ = ["TopologyMonitor"]
 
 
-def plt_close(fig: Any) -> None:
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-
-
 @dataclass
 class _Pending:
     """A measurement in flight: the layer computations and what is needed to finish and log it."""
@@ -56,6 +51,7 @@ class _Pending:
     step: int
     last_samples: torch.Tensor | None
     labels: torch.Tensor | None
+    draw: bool = False
 
 
 class TopologyMonitor(Callback):
@@ -249,6 +245,8 @@ class TopologyMonitor(Callback):
         self.save_diagrams = bool(save_diagrams)
         self._curve_history: dict[str, list[tuple[int, np.ndarray]]] = {}
         self._layout_registered = False
+        self._n_measured = 0
+        self._last_draw = False
         self.history: list[dict[str, Any]] = []
         self.last_report: TopologyReport | None = None
         self._capture: ActivationCapture | None = None
@@ -492,6 +490,20 @@ class TopologyMonitor(Callback):
             )
         pool = self._ensure_pool(len(samples))
         config = self.config if pool is None else replace(self.config, n_threads=pool.threads)
+        draw = self._draw_now(trainer)
+        self._n_measured += 1
+        requests = None
+        if draw and pool is not None:  # the workers draw each layer's figures in parallel with the others
+            epoch = trainer.current_epoch
+            requests = {
+                layer: FigureRequest(
+                    layer,
+                    epoch,
+                    [e for e, _ in self._curve_history.get(layer, [])],
+                    [c for _, c in self._curve_history.get(layer, [])],
+                )
+                for layer in samples
+            }
         pending = start_report(
             samples,
             config,
@@ -499,10 +511,12 @@ class TopologyMonitor(Callback):
             epoch=trainer.current_epoch,
             on_error=self.on_error,
             executor=None if pool is None else pool.executor,
+            figures=requests,
         )
         last = list(samples)[-1]
         keep = samples.get(last) if self.score_name == "lifespan_sum" and labels is not None else None
-        item = _Pending(pending, trainer.current_epoch, trainer.global_step, keep, labels)
+        item = _Pending(pending, trainer.current_epoch, trainer.global_step, keep, labels, draw)
+        self._last_draw = draw
         if self.compute == "async":
             self._pending.append(item)
         return item
@@ -564,7 +578,7 @@ class TopologyMonitor(Callback):
             scalars = self._record(report)
             for logger in trainer.loggers:
                 logger.log_metrics({**scalars, "epoch": float(item.epoch)}, step=item.step)
-            self._visualize(trainer, report, scalars, item.step)
+            self._visualize(trainer, report, scalars, item.step, item.draw)
             logged = True
         if logged and wait:
             for logger in trainer.loggers:
@@ -652,20 +666,17 @@ class TopologyMonitor(Callback):
             self._curve_history.setdefault(layer, []).append((int(report.epoch or 0), curves))
         return scalars
 
-    def _visualize(self, trainer: pl.Trainer, report: TopologyReport, scalars: dict[str, float], step: int) -> None:
+    def _visualize(
+        self, trainer: pl.Trainer, report: TopologyReport, scalars: dict[str, float], step: int, draw: bool
+    ) -> None:
         """Figures to the loggers that show images, the custom-scalars layout, and the raw files (rank 0)."""
         if not trainer.is_global_zero:
             return
         if self.save_diagrams:
             save_report(Path(trainer.log_dir or trainer.default_root_dir) / "topology", report, scalars, self.prefix)
-        if not self.log_figures or not trainer.loggers or (len(self.history) - 1) % self.figure_every:
+        if not draw:
             return
-        sinks, unable = image_sinks(trainer.loggers)
-        if unable:
-            warn_once(
-                f"TopologyMonitor: {', '.join(unable)} cannot show images, so its figures are skipped (the scalars "
-                "are logged). TensorBoardLogger and loggers with `log_image` get them.",
-            )
+        sinks, _ = image_sinks(trainer.loggers)
         if not self._layout_registered:
             for logger in trainer.loggers:
                 experiment = tensorboard_writer(logger)
@@ -674,17 +685,26 @@ class TopologyMonitor(Callback):
             self._layout_registered = True
         if not sinks:
             return
-        for tag, fig in report_figures(report, self.prefix, self._curve_history):
-            try:
-                for sink in sinks:
-                    sink(tag, fig, step)
-            finally:
-                fig.clear()
-                plt_close(fig)
+        history = {layer: items[:-1] for layer, items in self._curve_history.items()}  # without this epoch
+        for tag, image in report_images(report, self.prefix, history):
+            for sink in sinks:
+                sink(tag, image, step)
+
+    def _draw_now(self, trainer: pl.Trainer) -> bool:
+        """Whether this measurement gets figures (every ``log_figures``-th, rank zero, a logger to show them)."""
+        if not self.log_figures or not trainer.is_global_zero or self._n_measured % self.figure_every:
+            return False
+        sinks, unable = image_sinks(trainer.loggers)
+        if unable:
+            warn_once(
+                f"TopologyMonitor: {', '.join(unable)} cannot show images, so its figures are skipped (the scalars "
+                "are logged). TensorBoardLogger and loggers with `log_image` get them.",
+            )
+        return bool(sinks)
 
     def _publish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, report: TopologyReport) -> None:
         scalars = self._record(report)
-        self._visualize(trainer, report, scalars, trainer.global_step)
+        self._visualize(trainer, report, scalars, trainer.global_step, self._last_draw)
         sync = trainer.world_size > 1
         for key, value in scalars.items():
             pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=sync, batch_size=1)

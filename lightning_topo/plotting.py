@@ -52,7 +52,7 @@ def plot_betti_curves(curves: np.ndarray, grid: np.ndarray, title: str = "") -> 
     ax.set_title(f"{title}: Betti curves".strip(": "), fontsize=9)
     ax.set_xlabel("scale (normalised)", fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     fig.subplots_adjust(left=0.16, bottom=0.2, right=0.97, top=0.88)
     return fig
 
@@ -136,9 +136,20 @@ def plot_history(epochs: Sequence[int], values: Mapping[str, Sequence[float]], t
     ax.set_xlabel("epoch", fontsize=8)
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=6, ncol=2, loc="upper right")
     fig.subplots_adjust(left=0.12, bottom=0.16, right=0.97, top=0.9)
     return fig
+
+
+def figure_to_rgb(fig: Any) -> np.ndarray:
+    """An ``H x W x 3`` uint8 image of a figure (what TensorBoard's ``add_figure`` renders)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    image = np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    fig.clear()
+    return image
 
 
 def figure_to_png(fig: Any) -> bytes:

@@ -43,6 +43,7 @@ class TopologyReport:
     elapsed_s: float = 0.0
     class_metrics: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
     labels: Any = None
+    images: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         """``{layer: {descriptor: value}}`` as plain floats."""

@@ -113,17 +113,24 @@ def test_figures_do_not_accumulate_over_many_epochs(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
     import torch
 
-    from lightning_topo import _figures
+    from lightning_topo import plotting
     from lightning_topo._compute import ComputeConfig, compute_report
 
-    logged: list[str] = []
-    alive: list[weakref.ref] = []
+    created: list[weakref.ref] = []
+    make = plotting._figure
 
-    def sink(tag, fig, step):  # what the TensorBoard sink does, minus the PNG encoding
-        logged.append(tag)
-        alive.append(weakref.ref(fig))
+    def tracked(width, height):
+        fig = make(width, height)
+        created.append(weakref.ref(fig))
+        return fig
 
-    monkeypatch.setattr(_figures, "_tensorboard_sink", lambda writer: sink)
+    monkeypatch.setattr(plotting, "_figure", tracked)
+
+    def cheap_render(fig):  # rendering is exercised by the event-file tests; here only lifetimes matter
+        fig.clear()
+        return np.zeros((4, 4, 3), dtype=np.uint8)
+
+    monkeypatch.setattr(plotting, "figure_to_rgb", cheap_render)
     logger = TensorBoardLogger(tmp_path, name="leak")
     monitor = TopologyMonitor(n_samples=32)
     fake = type("T", (), {"is_global_zero": True, "loggers": [logger], "log_dir": logger.log_dir})()
@@ -132,11 +139,11 @@ def test_figures_do_not_accumulate_over_many_epochs(tmp_path, monkeypatch):
     open_before = len(plt.get_fignums())
     for epoch in range(100):
         report.epoch = epoch
-        monitor._visualize(fake, report, monitor._record(report), epoch)  # type: ignore[arg-type]
+        monitor._visualize(fake, report, monitor._record(report), epoch, draw=True)  # type: ignore[arg-type]
     gc.collect()
-    assert len(logged) == 100 * 3 + 99  # curves, diagram, depth profile; evolution from the second epoch
+    assert len(created) == 100 * 3 + 99  # curves, diagram, depth profile; evolution from the second epoch
     assert len(plt.get_fignums()) == open_before
-    assert sum(ref() is not None for ref in alive) == 0
+    assert sum(ref() is not None for ref in created) == 0
     assert matplotlib.get_backend().lower() == "agg"
 
 

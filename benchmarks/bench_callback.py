@@ -361,8 +361,10 @@ def bench_cost_curve(plot_path: str) -> None:
         ax.set_title(name, fontsize=9)
         ax.set_ylabel("epoch-end time (s)")
         if name.startswith(("n_samples", "width")):
-            ax.set_xscale("log")
+            ax.set_xscale("log", base=2 if name.startswith("n_samples") else 10)
             ax.set_yscale("log")
+            ax.set_xticks(xs, [str(x) for x in xs], fontsize=7)
+            ax.minorticks_off()
     fig.tight_layout()
     fig.savefig(plot_path, dpi=110)
     plt.close(fig)

@@ -12,6 +12,17 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+# the keys a layer logs with TopologyMonitor's default descriptors and maxdim=1
+DEFAULT_KEYS = [
+    "betti_0",
+    "betti_1",
+    "total_persistence_0",
+    "total_persistence_1",
+    "entropy_0",
+    "entropy_1",
+    "id_twonn",
+]
+
 
 def make_data(n: int = 96, dim: int = 6, n_classes: int = 3, seed: int = 0) -> TensorDataset:
     g = torch.Generator().manual_seed(seed)

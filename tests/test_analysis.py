@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_topo import TopologyReport, analyze, rank_models
 from lightning_topo.functional import intrinsic_dimension, pairwise_distances
-from tests._models import TinyNet, make_data
+from tests._models import DEFAULT_KEYS, TinyNet, make_data
 
 
 def _loader() -> DataLoader:
@@ -21,15 +21,7 @@ def test_analyze_returns_per_layer_descriptors_and_diagrams_and_restores_the_mod
     report = analyze(model, _loader(), n_samples=64)
     assert isinstance(report, TopologyReport)
     assert report.layers == ["input", "encoder", "hidden", "head", "output"]
-    assert set(report.to_dict()["hidden"]) == {
-        "betti_0",
-        "betti_1",
-        "total_persistence_0",
-        "total_persistence_1",
-        "entropy_0",
-        "entropy_1",
-        "id_twonn",
-    }
+    assert set(report.to_dict()["hidden"]) == set(DEFAULT_KEYS)
     assert len(report.diagrams["hidden"]) == 2
     assert report.n_samples == 64
     assert model.training

@@ -9,17 +9,8 @@ from torch import nn
 
 from lightning_topo import TopologyMonitor, TopologyWarning, get_layer_names
 from lightning_topo.capture import default_layers
+from tests._models import DEFAULT_KEYS as EXPECTED_DESCRIPTORS
 from tests._models import RecordingLogger, TinyNet, trainer
-
-EXPECTED_DESCRIPTORS = [
-    "betti_0",
-    "betti_1",
-    "total_persistence_0",
-    "total_persistence_1",
-    "entropy_0",
-    "entropy_1",
-    "id_twonn",
-]
 
 
 def _hooks(model: nn.Module) -> int:

@@ -14,9 +14,9 @@ import pytest
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from lightning_topo import TopologyMonitor, TopologyWarning
-from tests._models import TinyNet, trainer
+from tests._models import DEFAULT_KEYS, TinyNet, trainer
 
-DESCRIPTORS = ["betti_0", "betti_1", "total_persistence_0", "total_persistence_1", "entropy_0", "entropy_1", "id_twonn"]
+DESCRIPTORS = DEFAULT_KEYS
 LAYERS = ["input", "encoder", "hidden", "head", "output"]
 
 

@@ -299,7 +299,7 @@ class TopologyMonitor(Callback):
             if self._n_workers(n_layers) > 0:
                 self._ensure_pool(n_layers)
                 assert self._pool is not None
-                self._pool.warm_up()  # workers import torch while the first epoch trains
+                self._pool.warm_up()  # the workers start now, not at the first measured epoch
         if self.config.ph_samples is not None and self.config.ph_samples >= self.n_samples:
             rank_zero_warn(
                 f"`ph_samples={self.config.ph_samples}` >= `n_samples={self.n_samples}`: no subsampling happens.",
@@ -626,7 +626,7 @@ class TopologyMonitor(Callback):
         raises when it is missing. A repeated value never counts as an improvement, so ``patience`` counts
         validation epochs: use :meth:`early_stopping`, which scales it by ``every_n_epochs``.
         """
-        if trainer.sanity_checking or self._score_fn is None or not self.history:
+        if trainer.sanity_checking or self._score_fn is None or not self.history or self.compute == "async":
             return
         last = self.history[-1]["scalars"].get(f"{self.prefix}/score")
         if last is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -42,7 +41,6 @@ class TopologyReport:
     score: float | None = None
     elapsed_s: float = 0.0
     class_metrics: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
-    labels: Any = None
     images: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, dict[str, float]]:

@@ -70,12 +70,13 @@ def main() -> None:
         run_metrics(out)
         return
     monitor = TopologyMonitor(n_samples=48, score="id_last")
+    stopper = monitor.early_stopping(patience=1, min_delta=100.0)  # no score improves by 100: stops at epoch 1
     tr = trainer(
-        max_epochs=2,
+        max_epochs=5,
         strategy="ddp",
         devices=2,
         use_distributed_sampler=False,
-        callbacks=[monitor],
+        callbacks=[monitor, stopper],
     )
     torch.manual_seed(0)
     tr.fit(UnevenNet())
@@ -83,6 +84,7 @@ def main() -> None:
     payload = {
         "metrics": {k: (None if math.isnan(v) else v) for k, v in metrics.items()},
         "history_epochs": [h["epoch"] for h in monitor.history],
+        "stopped_epoch": stopper.stopped_epoch,
         "n_samples": monitor.last_report.n_samples if monitor.last_report else None,
     }
     (out / f"rank{tr.global_rank}.json").write_text(json.dumps(payload, sort_keys=True))

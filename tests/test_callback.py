@@ -400,3 +400,59 @@ def test_stratified_without_labels_raises_a_clear_error():
 
     with pytest.raises(ValueError, match="needs labels"):
         trainer(max_epochs=1, callbacks=[TopologyMonitor(sample="stratified", num_classes=3)]).fit(NoLabels())
+
+
+def test_reduce_modes_give_the_documented_widths():
+    from lightning_topo.capture import reduce_samples
+
+    conv = torch.randn(6, 8, 5, 5)
+    assert reduce_samples(conv, "auto", 4).shape == (6, 8)  # global average pooling
+    assert reduce_samples(conv, "flatten", 4).shape == (6, 200)
+    assert reduce_samples(torch.randn(6, 3, 7), "mean", 4).shape == (6, 3)
+    assert reduce_samples(torch.randn(6, 3, 7), "auto", 4).shape == (6, 21)
+    assert reduce_samples(torch.arange(6), "auto", 4).dtype == torch.float32
+
+
+def test_random_projection_keeps_pairwise_distances_and_is_fixed_across_epochs():
+    from lightning_topo.capture import ActivationCapture
+    from lightning_topo.functional import pairwise_distances
+
+    model = nn.Sequential(nn.Identity())
+    capture = ActivationCapture(model, {"0": "wide"}, reduce="project", max_features=256, seed=3)
+    x = torch.randn(40, 5000, generator=torch.Generator().manual_seed(0))
+    capture.attach()
+    try:
+        for _ in range(2):
+            capture.begin_batch(x, torch.arange(40))
+            model(x)
+            capture.end_batch()
+    finally:
+        capture.detach()
+    first, second = capture.samples["wide"]
+    assert first.shape == (40, 256)
+    assert torch.equal(first, second)  # the same projection matrix every time
+    ratio = (
+        pairwise_distances(first)[~torch.eye(40, dtype=torch.bool)]
+        / pairwise_distances(x)[~torch.eye(40, dtype=torch.bool)]
+    )
+    assert float((ratio - 1).abs().max()) < 0.3  # Johnson-Lindenstrauss at k = 256
+    assert float(ratio.mean()) == pytest.approx(1.0, abs=0.05)
+
+
+def test_label_fn_chooses_the_labels_of_a_stratified_sample():
+    monitor = TopologyMonitor(
+        layers=["hidden"], n_samples=20, sample="stratified", num_classes=2, label_fn=lambda batch: batch[1] % 2
+    )
+    seen: list[torch.Tensor] = []
+    original = monitor._compute
+
+    def spy(trainer_: Any, samples: Any, labels: Any, problems: Any) -> Any:
+        seen.append(labels)
+        return original(trainer_, samples, labels, problems)
+
+    monitor._compute = spy  # type: ignore[method-assign]
+    trainer(max_epochs=1, callbacks=[monitor]).fit(TinyNet())
+    assert np.bincount(seen[0].numpy()).tolist() == [10, 10]
+    bad = TopologyMonitor(layers=["hidden"], n_samples=20, sample="stratified", num_classes=2, label_fn=lambda b: 3)
+    with pytest.raises(ValueError, match="`label_fn` to return a tensor"):
+        trainer(max_epochs=1, callbacks=[bad]).fit(TinyNet())

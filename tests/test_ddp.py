@@ -23,7 +23,7 @@ def _run(tmp_path: Path, *args: str) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="gloo DDP test runs on POSIX")
-def test_two_process_ddp_logs_identical_keys_and_values_on_every_rank(tmp_path):
+def test_two_process_ddp_logs_identical_keys_and_values_on_every_rank_and_stops_together(tmp_path):
     _run(tmp_path)
     rank0 = json.loads((tmp_path / "rank0.json").read_text())
     rank1 = json.loads((tmp_path / "rank1.json").read_text())
@@ -31,7 +31,9 @@ def test_two_process_ddp_logs_identical_keys_and_values_on_every_rank(tmp_path):
     assert "topo/score" in rank0["metrics"]
     assert "topo/hidden/id_twonn" in rank0["metrics"]
     assert rank0["metrics"] == rank1["metrics"]
+    # EarlyStopping on topo/score stops both ranks together after one epoch without improvement
     assert rank0["history_epochs"] == rank1["history_epochs"] == [0, 1]
+    assert rank0["stopped_epoch"] == rank1["stopped_epoch"] == 1
     # samples of both ranks were gathered: 24 per rank requested, rank 1 only has 17
     assert rank0["n_samples"] == rank1["n_samples"] == 24 + 17
 

@@ -294,7 +294,7 @@ class TopologyMonitor(Callback):
                     f"{', '.join(watchers)} monitoring a `{self.prefix}/...` key would never see them in time. "
                     "Use compute='sync' to stop or checkpoint on a topological score."
                 )
-        if trainer.is_global_zero and self._pool is None:
+        if trainer.is_global_zero and self._pool is None and stage in ("fit", "validate"):
             n_layers = len(self._capture.layers)
             if self._n_workers(n_layers) > 0:
                 self._ensure_pool(n_layers)

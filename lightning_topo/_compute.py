@@ -299,7 +299,7 @@ class PendingReport:
                 report.problems[alias] = res.problem
             if res.images:
                 report.images[alias] = res.images
-        report.elapsed_s = max(self.finished, time.perf_counter() if not self.futures else self.finished) - self.start
+        report.elapsed_s = (self.finished if self.futures else time.perf_counter()) - self.start
         return report
 
 

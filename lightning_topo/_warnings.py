@@ -16,7 +16,3 @@ def warn_once(message: str, category: type[Warning] = TopologyWarning) -> None:
         return
     _SEEN.add(message)
     warnings.warn(message, category, stacklevel=3)
-
-
-def warn(message: str, category: type[Warning] = TopologyWarning) -> None:
-    warnings.warn(message, category, stacklevel=3)

@@ -94,6 +94,19 @@ class RecordingLogger(Logger):
         return [m[key] for m in self.metrics if key in m]
 
 
+def record_compute(monitor: Any) -> list[dict[str, Any]]:
+    """Wrap ``monitor._compute`` so that each measurement's gathered samples and labels are kept (for tests)."""
+    calls: list[dict[str, Any]] = []
+    original = monitor._compute
+
+    def spy(trainer_: Any, samples: Any, labels: Any, problems: Any) -> Any:
+        calls.append({"samples": samples, "labels": labels})
+        return original(trainer_, samples, labels, problems)
+
+    monitor._compute = spy
+    return calls
+
+
 def trainer(**kwargs: Any) -> pl.Trainer:
     defaults: dict[str, Any] = {
         "max_epochs": 2,

@@ -10,7 +10,7 @@ from torch import nn
 from lightning_topo import TopologyMonitor, TopologyWarning, get_layer_names
 from lightning_topo.capture import default_layers
 from tests._models import DEFAULT_KEYS as EXPECTED_DESCRIPTORS
-from tests._models import RecordingLogger, TinyNet, trainer
+from tests._models import RecordingLogger, TinyNet, record_compute, trainer
 
 
 def _hooks(model: nn.Module) -> int:
@@ -339,16 +339,9 @@ def test_optional_descriptors_and_ph_subsample():
 
 def test_stratified_sample_takes_equal_shares_per_class():
     monitor = TopologyMonitor(layers=["hidden"], n_samples=30, sample="stratified", num_classes=3)
-    labels_seen: list[torch.Tensor] = []
-    original = monitor._compute
-
-    def spy(trainer_: Any, samples: Any, labels: Any, problems: Any) -> Any:
-        labels_seen.append(labels)
-        return original(trainer_, samples, labels, problems)
-
-    monitor._compute = spy  # type: ignore[method-assign]
+    calls = record_compute(monitor)
     trainer(max_epochs=1, callbacks=[monitor]).fit(TinyNet())
-    assert np.bincount(labels_seen[0].numpy()).tolist() == [10, 10, 10]
+    assert np.bincount(calls[0]["labels"].numpy()).tolist() == [10, 10, 10]
 
 
 def test_a_smaller_validation_set_than_n_samples_warns():
@@ -443,16 +436,9 @@ def test_label_fn_chooses_the_labels_of_a_stratified_sample():
     monitor = TopologyMonitor(
         layers=["hidden"], n_samples=20, sample="stratified", num_classes=2, label_fn=lambda batch: batch[1] % 2
     )
-    seen: list[torch.Tensor] = []
-    original = monitor._compute
-
-    def spy(trainer_: Any, samples: Any, labels: Any, problems: Any) -> Any:
-        seen.append(labels)
-        return original(trainer_, samples, labels, problems)
-
-    monitor._compute = spy  # type: ignore[method-assign]
+    calls = record_compute(monitor)
     trainer(max_epochs=1, callbacks=[monitor]).fit(TinyNet())
-    assert np.bincount(seen[0].numpy()).tolist() == [10, 10]
+    assert np.bincount(calls[0]["labels"].numpy()).tolist() == [10, 10]
     bad = TopologyMonitor(layers=["hidden"], n_samples=20, sample="stratified", num_classes=2, label_fn=lambda b: 3)
     with pytest.raises(ValueError, match="`label_fn` to return a tensor"):
         trainer(max_epochs=1, callbacks=[bad]).fit(TinyNet())

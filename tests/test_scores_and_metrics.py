@@ -1,7 +1,6 @@
 """Topological scores for EarlyStopping/ModelCheckpoint, and the torchmetrics metrics."""
 
 import math
-from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from lightning_topo import functional as F
 from lightning_topo._compute import ComputeConfig, compute_layer
 from lightning_topo.metrics import IntrinsicDimension, PersistenceDescriptors
 from lightning_topo.scores import SCORES, decay, id_last, lifespan_sum, phdim_last
-from tests._models import RecordingLogger, TinyNet, trainer
+from tests._models import RecordingLogger, TinyNet, record_compute, trainer
 
 
 class FrozenAfterFirstEpoch(TinyNet):
@@ -81,20 +80,13 @@ def recorded():
     monitor = TopologyMonitor(
         n_samples=90, score="lifespan_sum", descriptors=["total_persistence", "id_twonn", "id_phdim", "betti"]
     )
-    captured: dict[str, Any] = {}
-    original = monitor._compute
-
-    def spy(trainer_: Any, samples: Any, labels: Any, problems: Any) -> Any:
-        captured["samples"], captured["labels"] = samples, labels
-        return original(trainer_, samples, labels, problems)
-
-    monitor._compute = spy  # type: ignore[method-assign]
+    calls = record_compute(monitor)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer(max_epochs=1, callbacks=[monitor]).fit(TinyNet())
-    return monitor.last_report, captured
+    return monitor.last_report, calls[-1]
 
 
 def test_each_named_score_equals_its_functional_definition(recorded):

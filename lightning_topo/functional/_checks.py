@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -99,18 +100,14 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_fraction(name: str, value: Any, *, low_open: bool = True, high_open: bool = False) -> float:
-    """Check ``0 < value <= 1`` (bounds configurable)."""
+def check_fraction(name: str, value: Any) -> float:
+    """Check ``0 < value <= 1``."""
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"Expected `{name}` to be a number in (0, 1] but got {value!r}.") from None
-    low_ok = v > 0 if low_open else v >= 0
-    high_ok = v < 1 if high_open else v <= 1
-    if not (low_ok and high_ok and np.isfinite(v)):
-        lo = "(0" if low_open else "[0"
-        hi = "1)" if high_open else "1]"
-        raise ValueError(f"Expected `{name}` to be a number in {lo}, {hi} but got {value!r}.")
+        v = math.nan
+    if not 0 < v <= 1:  # also rejects NaN
+        raise ValueError(f"Expected `{name}` to be a number in (0, 1] but got {value!r}.")
     return v
 
 

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import lightning.pytorch as pl
@@ -40,9 +41,13 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import timed
 
 from lightning_topo import TopologyMonitor
-from lightning_topo._compute import compute_report
+from lightning_topo.capture import ActivationCapture, resolve_layers
 from lightning_topo.demo import DigitsCNN, DigitsDataModule
+from lightning_topo.engine import LayerSample, WorkerPool, auto_workers, measure, start_measurement
 from lightning_topo.functional import pairwise_distances
+from lightning_topo.options import build_options
+
+Samples = dict[str, LayerSample]
 
 
 def _trainer(callbacks: list[Any], max_epochs: int = 1) -> pl.Trainer:
@@ -58,28 +63,43 @@ def _trainer(callbacks: list[Any], max_epochs: int = 1) -> pl.Trainer:
     )
 
 
-def _trained_digits() -> tuple[DigitsCNN, DigitsDataModule, dict[str, torch.Tensor | None]]:
-    """Train the digits CNN for 3 epochs; return it with the samples the monitor captured at the last epoch."""
+def _trained_digits() -> tuple[DigitsCNN, DigitsDataModule, Samples]:
+    """Train the digits CNN for 3 epochs; return it with the samples the monitor measures (default layers)."""
     pl.seed_everything(0, verbose=False)
-    monitor = TopologyMonitor(n_samples=500)
-    captured: dict[str, Any] = {}
-    original = monitor._compute
-
-    def spy(trainer: Any, samples: Any, labels: Any, problems: Any) -> Any:
-        captured.update(samples)
-        return original(trainer, samples, labels, problems)
-
-    monitor._compute = spy  # type: ignore[method-assign]
     model, data = DigitsCNN(), DigitsDataModule()
-    _trainer([monitor], max_epochs=3).fit(model, datamodule=data)
-    return model, data, captured
+    _trainer([], max_epochs=3).fit(model, datamodule=data)
+    options = build_options(n_samples=500)
+    capture = ActivationCapture(model, resolve_layers(model, None), options, quota=500)
+    capture.start()
+    model.eval()
+    with torch.no_grad():
+        for batch in data.val_dataloader():
+            capture.begin_batch(batch)
+            model(batch[0])
+            capture.end_batch()
+    return model, data, capture.finish()
+
+
+def _epoch_end(samples: Samples, **options: Any) -> tuple[float, Any]:
+    """What the callback runs at the epoch end on these samples, with the warm pool it would use."""
+    opts = build_options(n_samples=max(s.points.shape[0] for s in samples.values()), **options)
+    workers = auto_workers("auto", n_layers=len(samples), n_samples=opts.n_samples, maxdim=opts.measure.maxdim)
+    pool = WorkerPool(workers) if workers else None
+    config = opts.measure if pool is None else replace(opts.measure, n_threads=pool.threads)
+    try:
+        if pool is not None:
+            measure(samples, config, pool=pool)  # warm the workers
+        return timed(lambda: measure(samples, config, score=opts.score, pool=pool), 1)
+    finally:
+        if pool is not None:
+            pool.shutdown()
 
 
 def bench_overhead(samples: dict[str, torch.Tensor | None], repeats: int) -> None:
     from gph import ripser_parallel
 
-    monitor = TopologyMonitor(n_samples=500)
-    matrices = {k: pairwise_distances(v, normalize="quantile").numpy() for k, v in samples.items() if v is not None}
+    options = build_options(n_samples=500).measure
+    matrices = {k: pairwise_distances(v.points, normalize="quantile").numpy() for k, v in samples.items()}
 
     def raw() -> None:
         for d in matrices.values():
@@ -89,7 +109,7 @@ def bench_overhead(samples: dict[str, torch.Tensor | None], repeats: int) -> Non
     t_raw, t_cb = [], []
     for _ in range(repeats):
         t_raw.append(timed(raw, 1)[0])
-        t_cb.append(timed(lambda: compute_report(samples, monitor.config), 1)[0])
+        t_cb.append(timed(lambda: measure(samples, options), 1)[0])
     med_raw, med_cb = statistics.median(t_raw), statistics.median(t_cb)
     print(
         f"## Epoch-end compute on the digits CNN ({len(matrices)} layers, 500 examples, maxdim 1; "
@@ -201,10 +221,10 @@ def bench_memory() -> None:
     print("\nA whole validation set of flattened activations would be 20,000 x 65,536 x 4 B = 5,000 MiB.\n")
 
 
-def _layers(n_layers: int, n: int, seed: int = 0) -> dict[str, torch.Tensor | None]:
+def _layers(n_layers: int, n: int, seed: int = 0) -> Samples:
     """Representation-like clouds: class clusters on low-dimensional curved pieces, widths 32 to 512."""
     gen = torch.Generator().manual_seed(seed)
-    out: dict[str, torch.Tensor | None] = {}
+    out: Samples = {}
     for i in range(n_layers):
         width = [32, 64, 128, 256, 512][i % 5]
         labels = torch.arange(n) % 10
@@ -212,11 +232,11 @@ def _layers(n_layers: int, n: int, seed: int = 0) -> dict[str, torch.Tensor | No
         t = torch.rand(n, 2, generator=gen) * 6.28
         local = torch.cat([t.cos(), t.sin(), 0.3 * torch.randn(n, 2, generator=gen)], dim=1)
         z = centres[labels] + local
-        out[f"layer{i}"] = torch.relu(z @ torch.randn(6, width, generator=gen))
+        out[f"layer{i}"] = LayerSample(torch.relu(z @ torch.randn(6, width, generator=gen)))
     return out
 
 
-def _naive(samples: dict[str, torch.Tensor | None], maxdim: int = 1) -> tuple[float, list[str]]:
+def _naive(samples: Samples, maxdim: int = 1) -> tuple[float, list[str]]:
     """For each layer, the fastest of giotto-ph, ripser.py and GUDHI on its points (each timed once)."""
     import ripser
     from gph import ripser_parallel
@@ -224,9 +244,8 @@ def _naive(samples: dict[str, torch.Tensor | None], maxdim: int = 1) -> tuple[fl
 
     total, winners = 0.0, []
     dims = list(range(maxdim + 1))
-    for x in samples.values():
-        assert x is not None
-        pts = x.double().numpy()
+    for sample in samples.values():
+        pts = sample.points.double().numpy()
         times = {
             "giotto-ph": timed(lambda pts=pts: ripser_parallel(pts, maxdim=maxdim), 1)[0],
             "ripser.py": timed(lambda pts=pts: ripser.ripser(pts, maxdim=maxdim), 1)[0],
@@ -236,20 +255,6 @@ def _naive(samples: dict[str, torch.Tensor | None], maxdim: int = 1) -> tuple[fl
         winners.append(best)
         total += times[best]
     return total, winners
-
-
-def _callback_epoch_end(samples: dict[str, torch.Tensor | None], monitor: TopologyMonitor) -> tuple[float, Any]:
-    """The monitor's epoch-end computation on these samples, with the pool it would use (warm)."""
-    from dataclasses import replace
-
-    pool = monitor._ensure_pool(len(samples))
-    config = monitor.config if pool is None else replace(monitor.config, n_threads=pool.threads)
-    executor = None if pool is None else pool.executor
-    if pool is not None:
-        compute_report(samples, config, executor=executor)  # warm the workers
-    t, report = timed(lambda: compute_report(samples, config, executor=executor), 1)
-    monitor._shutdown_pool()
-    return t, report
 
 
 def bench_naive(repeats: int) -> None:
@@ -263,12 +268,10 @@ def bench_naive(repeats: int) -> None:
         t, winners = _naive(samples)
         naive.append(t)
     t_naive = min(naive)
-    defaults = TopologyMonitor(n_samples=512)
-    controls = TopologyMonitor(n_samples=512, ph_samples=192)
-    t_def = min(_callback_epoch_end(samples, defaults)[0] for _ in range(max(1, repeats // 3)))
-    runs = [_callback_epoch_end(samples, controls) for _ in range(max(1, repeats // 3))]
+    t_def = min(_epoch_end(samples)[0] for _ in range(max(1, repeats // 3)))
+    runs = [_epoch_end(samples, ph_samples=192) for _ in range(max(1, repeats // 3))]
     t_ctl, rep_ctl = min(runs, key=lambda r: r[0])
-    exact = compute_report(samples, defaults.config)
+    exact = measure(samples, build_options().measure)
     worst_b1, worst_curve = 0.0, 0.0
     for layer in samples:
         a, b = exact.diagrams[layer], rep_ctl.diagrams[layer]
@@ -298,23 +301,23 @@ def bench_naive(repeats: int) -> None:
 
 
 def bench_async(repeats: int) -> None:
+    """The epoch end waits for the whole measurement in sync mode; in async mode only for starting it."""
     samples = _layers(8, 512, seed=1)
+    options = build_options(n_samples=512).measure
     blocked: dict[str, list[float]] = {"sync": [], "async": []}
     for mode in ("sync", "async"):
-        monitor = TopologyMonitor(n_samples=512, compute=mode)  # type: ignore[arg-type]
-        pool = monitor._ensure_pool(len(samples))
-        if pool is not None:
-            compute_report(samples, monitor.config, executor=pool.executor)  # warm
-        for i in range(repeats):
-            trainer = type("T", (), {"current_epoch": i, "global_step": i, "loggers": []})()
+        workers = auto_workers("auto", n_layers=8, n_samples=512, maxdim=1, background=mode == "async")
+        pool = WorkerPool(workers)
+        config = replace(options, n_threads=pool.threads)
+        measure(samples, config, pool=pool)  # warm
+        for _ in range(repeats):
             start = time.perf_counter()
-            item = monitor._start(trainer, dict(samples), None, {})  # type: ignore[arg-type]
+            measurement = start_measurement(samples, config, pool=pool)
             if mode == "sync":
-                monitor._finalize(item)
+                measurement.report()
             blocked[mode].append(time.perf_counter() - start)
-            if mode == "async":
-                monitor._drain(trainer, wait=True)  # type: ignore[arg-type]
-        monitor._shutdown_pool()
+            measurement.report()
+        pool.shutdown()
     t_sync, t_async = statistics.median(blocked["sync"]), statistics.median(blocked["async"])
     print("## compute='async': how long the training loop waits at epoch end (8 layers x 512 examples)\n")
     print("| mode | training loop blocked (s) | share of the sync epoch end |")
@@ -326,10 +329,10 @@ def bench_async(repeats: int) -> None:
 def bench_cost_curve(plot_path: str) -> None:
     rows: list[tuple[str, int, float]] = []
 
-    def measure(axis: str, value: int, samples: dict[str, torch.Tensor | None], **kwargs: Any) -> None:
-        n = max(x.shape[0] for x in samples.values() if x is not None)
+    def point(axis: str, value: int, samples: Samples, **kwargs: Any) -> None:
+        n = max(s.points.shape[0] for s in samples.values())
         runs = 1 if n >= 4096 else 3  # the minimum of a few runs, except for the slowest point
-        t = min(_callback_epoch_end(samples, TopologyMonitor(n_samples=n, **kwargs))[0] for _ in range(runs))
+        t = min(_epoch_end(samples, **kwargs)[0] for _ in range(runs))
         rows.append((axis, value, t))
         print(f"| {axis} | {value} | {t:.3f} |", flush=True)
 
@@ -337,17 +340,16 @@ def bench_cost_curve(plot_path: str) -> None:
     print("| varied | value | epoch-end time (s) |")
     print("|---|---|---|")
     for n in (256, 512, 1024, 2048, 4096):
-        measure("n_samples (1 layer, width 64)", n, _layers(1, n))
+        point("n_samples (1 layer, width 64)", n, _layers(1, n))
     for n_layers in (1, 2, 4, 8, 16):
-        measure("layers (512 examples)", n_layers, _layers(n_layers, 512))
+        point("layers (512 examples)", n_layers, _layers(n_layers, 512))
     gen = torch.Generator().manual_seed(0)
-    base = _layers(1, 512)["layer0"]
-    assert base is not None
+    base = _layers(1, 512)["layer0"].points
     for width in (64, 1_000, 10_000, 100_000):
         wide = base[:, :32] @ torch.randn(32, width, generator=gen)
-        measure("width (1 layer, 512 examples)", width, {"layer0": wide})
+        point("width (1 layer, 512 examples)", width, {"layer0": LayerSample(wide)})
     for maxdim in (0, 1, 2):
-        measure("maxdim (1 layer, 256 examples)", maxdim, _layers(1, 256), maxdim=maxdim)
+        point("maxdim (1 layer, 256 examples)", maxdim, _layers(1, 256), maxdim=maxdim)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -373,24 +375,25 @@ def bench_cost_curve(plot_path: str) -> None:
 
 
 def bench_figures(repeats: int) -> None:
+    """Drawing and logging one measurement's figures in the main process, through the monitor's publisher."""
     import tempfile
 
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from lightning_topo._compute import ComputeConfig
+    from lightning_topo.monitor.publish import Publisher
 
     samples = _layers(8, 512, seed=2)
-    report = compute_report(samples, ComputeConfig(), epoch=0)
+    report = measure(samples, build_options().measure)
     with tempfile.TemporaryDirectory() as tmp:
         logger = TensorBoardLogger(tmp)
-        monitor = TopologyMonitor()
-        fake = type("T", (), {"is_global_zero": True, "loggers": [logger], "log_dir": tmp})()
+        trainer = pl.Trainer(logger=logger, accelerator="cpu", enable_progress_bar=False)
+        publisher = Publisher("topo", figure_every=1, save_diagrams=False)
         times = []
         for epoch in range(repeats + 1):
-            report.epoch = epoch
-            scalars = monitor._record(report)
+            report.epoch = report.step = epoch
+            requests = publisher.figure_requests(trainer, report.layers, epoch)
             start = time.perf_counter()
-            monitor._visualize(fake, report, scalars, epoch, draw=True)  # type: ignore[arg-type]
+            publisher.publish(trainer, report, {}, requests)
             times.append(time.perf_counter() - start)
         logger.finalize("success")
     t = statistics.median(times[1:])  # from the second epoch on, with the evolution heat maps

@@ -18,15 +18,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from lightning_topo import TopologyReport
 from lightning_topo.demo import run
 
 
 def main() -> None:
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as tmp:
-        _, monitor = run(tmp, max_epochs=10, enable_progress_bar=False)
-    report = monitor.last_report
-    assert report is not None
+        run(tmp, max_epochs=10, enable_progress_bar=False)  # saves every measurement under topology/
+        saved = sorted(Path(tmp).rglob("epoch_*.json"), key=lambda p: int(p.stem.split("_")[1]))
+        history = [TopologyReport.load(p) for p in saved]
+    report = history[-1]
     layers = ["input", "conv2", "fc1", "output"]
     fig = plt.figure(figsize=(13, 6.4), dpi=90, layout="constrained")
     grid = fig.add_gridspec(2, 4)
@@ -46,8 +48,7 @@ def main() -> None:
         ax.set_xticks(x, report.layers, rotation=45, fontsize=7)
         ax.set_title(f"depth profile: {key}", fontsize=9)
     ax = fig.add_subplot(grid[1, 3])
-    history = monitor._curve_history["fc1"]
-    image = np.stack([c[1] for _, c in history])
+    image = np.stack([r.betti_curves["fc1"][1] for r in history])
     ax.imshow(image, aspect="auto", origin="lower", extent=(0, 1, -0.5, len(history) - 0.5))
     ax.set_title("fc1: beta_1(t) over epochs", fontsize=9)
     ax.set_xlabel("scale", fontsize=8)

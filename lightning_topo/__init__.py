@@ -2,9 +2,9 @@
 
 from lightning_topo._warnings import TopologyWarning
 from lightning_topo.analysis import analyze, rank_models
-from lightning_topo.callback import TopologyMonitor
 from lightning_topo.capture import get_layer_names
 from lightning_topo.diagrams import PersistenceDiagrams
+from lightning_topo.monitor import TopologyMonitor
 from lightning_topo.report import TopologyReport
 
 __all__ = [

@@ -1,24 +1,27 @@
-"""Outside training: measure a model on a dataloader (``analyze``) or rank several models (``rank_models``)."""
+"""Outside training: measure a model on a dataloader (``analyze``) or rank several models (``rank_models``).
+
+The same pipeline as the callback: :func:`~lightning_topo.options.build_options` validates the options,
+:class:`~lightning_topo.capture.ActivationCapture` keeps the sample, the engine measures it.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
-from lightning_topo._compute import DEFAULT_DESCRIPTORS, ComputeConfig, compute_report
+from lightning_topo._warnings import WarningLedger
 from lightning_topo.capture import ActivationCapture, LayerSpec, first_tensor, resolve_layers
-from lightning_topo.functional._checks import check_maxdim, check_positive_int
+from lightning_topo.engine import WorkerPool, auto_workers, check_problems, measure
+from lightning_topo.options import Mode, build_options, check_option_names
 from lightning_topo.report import TopologyReport
-from lightning_topo.scores import resolve_score
 
 __all__ = ["analyze", "rank_models"]
 
 
-@torch.no_grad()
 def analyze(
     model: nn.Module,
     dataloader: Iterable[Any],
@@ -26,21 +29,18 @@ def analyze(
     *,
     n_samples: int = 512,
     maxdim: int = 1,
-    reduce: Literal["auto", "flatten", "mean", "project"] = "auto",
-    max_features: int = 256,
-    descriptors: Sequence[str] = DEFAULT_DESCRIPTORS,
-    normalize: Literal["quantile", "median", "max"] | None = "quantile",
-    ph_samples: int | None = None,
     score: str | Callable[[TopologyReport], float] | None = None,
     forward: Callable[[nn.Module, Any], Any] | None = None,
     device: torch.device | str | None = None,
-    seed: int = 0,
+    workers: int = 0,
+    **options: Any,
 ) -> TopologyReport:
     """Per-layer topology of ``model``'s representations of the first ``n_samples`` examples of ``dataloader``.
 
-    The same measurement as :class:`~lightning_topo.TopologyMonitor` makes at a validation epoch, for a model
-    outside a Trainer: the model runs in eval mode under ``torch.no_grad`` and its mode is restored afterwards;
-    hooks are removed also when the forward pass raises.
+    The same measurement as :class:`~lightning_topo.TopologyMonitor` makes at a validation epoch, with the same
+    options and checks, for a model outside a Trainer: the model runs in eval mode under ``torch.no_grad``;
+    its mode, device and hooks are restored afterwards, also when the forward pass raises. Problems (a NaN
+    layer, a NaN score) give a :class:`~lightning_topo.TopologyWarning`.
 
     Args:
         model: any ``nn.Module`` (a LightningModule included).
@@ -48,18 +48,20 @@ def analyze(
         layers: as in ``TopologyMonitor``.
         n_samples: examples measured.
         maxdim: highest homology dimension.
-        reduce: per-example reduction, as in ``TopologyMonitor``.
-        max_features: target width of ``reduce="project"``.
-        descriptors: as in ``TopologyMonitor``.
-        normalize: distance normalisation.
-        ph_samples: persistence on a farthest-point subsample of this size.
-        score: a named score or callable, stored in ``report.score``.
+        score: a named score or callable, stored in ``report.score`` (with its needs added to the descriptors).
         forward: ``f(model, batch)`` running the model; default ``model(first tensor of batch)``.
-        device: where to run; default the device of the model's first parameter.
-        seed: seed of projections and subsamples.
+        device: where to run the model and the batches (the model is moved back afterwards); default the device
+            of the model's first parameter.
+        workers: worker processes for the layers (0: here).
+        **options: any measurement option of ``TopologyMonitor`` (``reduce``, ``descriptors``, ``normalize``,
+            ``ph_samples``, ``label_fn``, ``sample``, ``num_classes``, ``seed``, ...), validated the same way.
 
     Returns:
         A :class:`~lightning_topo.TopologyReport` (``.to_dict()``, ``.diagrams``).
+
+    Raises:
+        ValueError: for an invalid option (the same message as ``TopologyMonitor``) or a batch without a tensor.
+        TypeError: for an unknown option name.
 
     Example:
         >>> from torch.utils.data import DataLoader, TensorDataset
@@ -70,48 +72,42 @@ def analyze(
         >>> sorted(report.to_dict()["0"])[:3], report.n_samples
         (['betti_0', 'betti_1', 'entropy_0'], 48)
     """
-    n_samples = check_positive_int("n_samples", n_samples, minimum=3)
-    config = ComputeConfig(
-        maxdim=check_maxdim(maxdim),
-        normalize=normalize,
-        ph_samples=ph_samples,
-        descriptors=tuple(descriptors),
-        seed=seed,
-    )
-    _, score_fn = resolve_score(score)
-    capture = ActivationCapture(
-        model, resolve_layers(model, layers), reduce=reduce, max_features=max_features, seed=seed
-    )
-    if device is None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
+    check_option_names(list(options), "analyze()")
+    opts = build_options(n_samples=n_samples, maxdim=maxdim, score=score, **options)
+    capture = ActivationCapture(model, resolve_layers(model, layers), opts, opts.n_samples)
+    param = next(model.parameters(), None)
+    home = param.device if param is not None else torch.device("cpu")
+    target = torch.device(device) if device is not None else home
     was_training = model.training
-    model.eval()
     try:
-        capture.attach()
-        for batch in dataloader:
-            batch = _to_device(batch, device)
-            inputs = first_tensor(batch)
-            if inputs is None:
-                raise ValueError("Expected every batch to hold a tensor (the model input).")
-            keep = torch.arange(min(int(inputs.shape[0]), n_samples - capture.n_kept))
-            capture.begin_batch(batch, keep)
-            if forward is None:
-                model(inputs)
-            else:
-                forward(model, batch)
-            capture.end_batch()
-            if capture.n_kept >= n_samples:
-                break
-        capture.detach()
-        samples = capture.collect()
-        problems = dict(capture.problems)
+        model.to(target).eval()
+        capture.start()
+        with torch.no_grad():
+            for batch in dataloader:
+                batch = _to_device(batch, target)
+                inputs = first_tensor(batch)
+                if inputs is None:
+                    raise ValueError("Expected every batch to hold a tensor (the model input).")
+                capture.begin_batch(batch)
+                if forward is None:
+                    model(inputs)
+                else:
+                    forward(model, batch)
+                capture.end_batch()
+                if capture.full:
+                    break
+        samples = capture.finish()
     finally:
-        capture.detach()
-        model.train(was_training)
-    report = compute_report(samples, config, problems=problems)
-    if score_fn is not None:
-        report.score = float(score_fn(report))
+        capture.stop()
+        model.to(home).train(was_training)
+    n_workers = auto_workers(workers, n_layers=len(samples), n_samples=opts.n_samples, maxdim=maxdim)
+    pool = WorkerPool(n_workers) if n_workers else None
+    try:
+        report = measure(samples, opts.measure, score=opts.score, pool=pool, on_error=opts.on_error)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    check_problems(report, opts.on_error, WarningLedger(), source="analyze")
     return report
 
 
@@ -120,35 +116,36 @@ def rank_models(
     dataloader: Iterable[Any],
     *,
     score: str | Callable[[TopologyReport], float] = "decay",
-    mode: Literal["min", "max"] = "min",
+    score_mode: Mode = "min",
     **analyze_kwargs: Any,
 ) -> list[tuple[str, float]]:
-    """Rank models by a topological score on the same data, best first (NaN scores last).
+    """Rank models by a topological score on the same data, best first in the score's own direction (NaN last).
 
     The default, ``"decay"``, is Suresh et al.'s topological-complexity decay over the depth profile of each
-    model (lower: faster simplification, reported to predict higher fine-tuning accuracy).
+    model (lower: faster simplification, reported to predict higher fine-tuning accuracy). A model whose score
+    is NaN gets a warning saying why.
 
     Args:
         models: ``{name: model}``.
         dataloader: the data every model sees (the same examples).
-        score: a named score or a callable ``f(report) -> float``.
-        mode: ``"min"`` when lower scores are better, ``"max"`` otherwise.
-        **analyze_kwargs: passed to :func:`analyze` (``layers``, ``n_samples``, ...).
+        score: a named score (its direction is its own) or a callable ``f(report) -> float``.
+        score_mode: the direction of a callable score, ``"min"`` (lower is better) or ``"max"``.
+        **analyze_kwargs: passed to :func:`analyze` (``layers``, ``n_samples``, any measurement option).
 
     Returns:
         ``[(name, score), ...]`` sorted best first.
     """
-    if mode not in ("min", "max"):
-        raise ValueError(f"Expected `mode` to be 'min' or 'max' but got {mode!r}.")
+    direction = build_options(score=score, score_mode=score_mode).score
+    assert direction is not None  # a score is always given here
     scored = []
     for name, model in models.items():
-        report = analyze(model, dataloader, score=score, **analyze_kwargs)
+        report = analyze(model, dataloader, score=score, score_mode=score_mode, **analyze_kwargs)
         scored.append((name, float(report.score) if report.score is not None else math.nan))
-    sign = 1.0 if mode == "min" else -1.0
+    sign = 1.0 if direction.mode == "min" else -1.0
     return sorted(scored, key=lambda item: (math.isnan(item[1]), sign * item[1] if not math.isnan(item[1]) else 0.0))
 
 
-def _to_device(batch: Any, device: torch.device | str) -> Any:
+def _to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device)
     if isinstance(batch, Mapping):

@@ -6,18 +6,18 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from lightning_topo._warnings import warn_once
+from lightning_topo.engine.layer import LayerSample
+from lightning_topo.options import Options, Reduce
+from lightning_topo.report import INPUT, OUTPUT
 
-__all__ = ["INPUT", "OUTPUT", "ActivationCapture", "get_layer_names", "resolve_layers"]
+__all__ = ["ActivationCapture", "LayerSpec", "default_layers", "get_layer_names", "reduce_samples", "resolve_layers"]
 
-INPUT = "input"
-OUTPUT = "output"
-Reduce = Literal["auto", "flatten", "mean", "project"]
 LayerSpec = None | str | Sequence[str | type[nn.Module]] | Mapping[str, str] | type[nn.Module]
 
 _NOT_LAYERS: tuple[type[nn.Module], ...] = (nn.ModuleList, nn.ModuleDict, nn.modules.loss._Loss)
@@ -167,61 +167,114 @@ def reduce_samples(
         x = x.mean(dim=tuple(range(2, x.ndim))) if x.ndim > 2 else x
     x = x.reshape(x.shape[0], -1)
     if reduce == "project" and x.shape[1] > max_features:
-        assert projection is not None  # set up by ActivationCapture
+        if projection is None:
+            raise ValueError("reduce='project' needs a `projection(width)` function.")
         x = x @ projection(x.shape[1]).to(device=x.device, dtype=x.dtype)
     return x
+
+
+class _Selector:
+    """Which rows of each batch join the fixed sample: the first ``quota`` examples, or equal shares by class."""
+
+    def __init__(self, options: Options, quota: int) -> None:
+        self.options = options
+        self.quota = quota
+        self.reset()
+
+    def reset(self) -> None:
+        self.n_kept = 0
+        self.class_counts: dict[int, int] = {}
+
+    def labels(self, batch: Any, batch_size: int) -> torch.Tensor | None:
+        """``label_fn(batch)``, else ``batch[1]`` when it is one integer label per example, else ``None``."""
+        if self.options.label_fn is not None:
+            labels = self.options.label_fn(batch)
+            if not isinstance(labels, torch.Tensor) or labels.shape[:1] != (batch_size,):
+                raise ValueError(f"Expected `label_fn` to return a tensor of {batch_size} labels but got {labels!r}.")
+            return labels.reshape(-1)
+        if isinstance(batch, list | tuple) and len(batch) > 1 and isinstance(batch[1], torch.Tensor):
+            y = batch[1]
+            if not y.is_floating_point() and not y.is_complex() and y.shape == (batch_size,):
+                return y
+        return None
+
+    def rows(self, batch_size: int, labels: torch.Tensor | None) -> torch.Tensor:
+        """Indices of this batch's rows to keep (and count them as kept)."""
+        remaining = self.quota - self.n_kept
+        if self.options.sample == "first" or remaining <= 0:
+            keep = torch.arange(max(min(batch_size, remaining), 0))
+        else:
+            if labels is None:
+                raise ValueError(
+                    "sample='stratified' needs labels: pass `label_fn`, or use batches whose second element is the "
+                    "integer class tensor."
+                )
+            per_class = max(self.quota // (self.options.num_classes or 1), 1)
+            chosen: list[int] = []
+            for i, c in enumerate(labels.reshape(-1).tolist()):
+                if self.class_counts.get(c, 0) < per_class and len(chosen) < remaining:
+                    self.class_counts[c] = self.class_counts.get(c, 0) + 1
+                    chosen.append(i)
+            keep = torch.tensor(chosen, dtype=torch.long)
+        self.n_kept += len(keep)
+        return keep
 
 
 class ActivationCapture:
     """Forward hooks that keep a fixed, bounded sample of reduced activations per layer.
 
-    The sample is decided batch by batch by :meth:`begin_batch` (which rows of this batch to keep); every hook
-    keeps the same rows, reduces them per sample and stores them on the layer's device. Hooks exist only
-    between :meth:`attach` and :meth:`detach`; :meth:`detach` is idempotent and also runs when the capture is
-    garbage-collected.
+    :meth:`start` attaches the hooks; for each batch, :meth:`begin_batch` decides which rows join the sample
+    (the first ``quota`` examples, or equal shares per class) and stores the input layer, every hook keeps the
+    same rows of its layer, reduced per example; :meth:`end_batch` removes the hooks once the sample is full, so
+    the rest of the data runs untouched. :meth:`finish` returns one :class:`LayerSample` per layer and drops the
+    buffers. Hooks never outlive :meth:`finish`, :meth:`stop` or the capture itself.
 
     Args:
         model: the model whose modules are hooked.
         layers: ``{module name: alias}`` as from :func:`resolve_layers`.
-        reduce: see :func:`reduce_samples`.
-        max_features: target width of ``reduce="project"``.
-        seed: seed of the projection matrices (one per layer width, created lazily on the CPU).
-        output_transform: optional ``f(layer_output) -> Tensor``; else the first tensor of a tuple, list or
-            dict output is taken, with a one-time warning.
+        options: the measurement options (reduction, sample, labels, output transform).
+        quota: how many examples to keep (``n_samples``, or a rank's share of it under DDP).
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        layers: Mapping[str, str],
-        *,
-        reduce: Reduce = "auto",
-        max_features: int = 256,
-        seed: int = 0,
-        output_transform: Callable[[Any], torch.Tensor] | None = None,
-    ) -> None:
+    def __init__(self, model: nn.Module, layers: Mapping[str, str], options: Options, quota: int) -> None:
         self.model = model
         self.layers = dict(layers)
-        self.reduce = reduce
-        self.max_features = max_features
-        self.seed = seed
-        self.output_transform = output_transform
+        self.options = options
+        self._selector = _Selector(options, quota)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._projections: dict[int, torch.Tensor] = {}
         self._input_alias = self.layers.get(INPUT)
-        self.reset()
+        self._reset()
 
-    def reset(self) -> None:
+    def _reset(self) -> None:
         self.samples: dict[str, list[torch.Tensor]] = {alias: [] for alias in self.layers.values()}
-        self.problems: dict[str, str] = {}
+        self.problems: dict[str, dict[str, str]] = {}
         self.labels: list[torch.Tensor] = []
-        self.n_kept = 0
+        self._selector.reset()
         self._keep: torch.Tensor | None = None
         self._batch_size = 0
         self._seen: set[str] = set()
+        self.active = False
+
+    @property
+    def n_kept(self) -> int:
+        """Examples kept so far."""
+        return self._selector.n_kept
+
+    @property
+    def full(self) -> bool:
+        """Whether the sample holds ``quota`` examples."""
+        return self._selector.n_kept >= self._selector.quota
+
+    @property
+    def attached(self) -> bool:
+        return bool(self._handles)
 
     # hooks -----------------------------------------------------------------------------------------------
-    def attach(self) -> None:
+    def start(self) -> None:
+        """Empty the buffers and attach the hooks."""
+        self._reset()
+        self.active = True
         if self._handles:
             return
         modules = dict(self.model.named_modules())
@@ -232,13 +285,15 @@ class ActivationCapture:
             self._handles.append(module.register_forward_hook(self._make_hook(alias)))
 
     def detach(self) -> None:
+        """Remove every hook (idempotent)."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
 
-    @property
-    def attached(self) -> bool:
-        return bool(self._handles)
+    def stop(self) -> None:
+        """Remove the hooks and drop the buffers."""
+        self.detach()
+        self._reset()
 
     def __del__(self) -> None:
         self.detach()
@@ -253,25 +308,35 @@ class ActivationCapture:
         return hook
 
     # batches ---------------------------------------------------------------------------------------------
-    def begin_batch(self, batch: Any, keep: torch.Tensor, labels: torch.Tensor | None = None) -> None:
-        """Declare the rows of the coming forward pass to keep; stores the input layer from ``batch``."""
-        self._keep = keep
-        self._seen = set()
+    def begin_batch(self, batch: Any) -> None:
+        """Decide which rows of the coming forward pass to keep; store the input layer from ``batch``."""
+        if not self.active or self.full:
+            return
         inputs = first_tensor(batch)
         self._batch_size = int(inputs.shape[0]) if inputs is not None and inputs.ndim > 0 else 0
+        labels = self._selector.labels(batch, self._batch_size)
+        keep = self._selector.rows(self._batch_size, labels)
+        if len(keep) == 0:
+            return
+        self._keep = keep
+        self._seen = set()
         if labels is not None:
             self.labels.append(labels[keep.to(labels.device)].detach().cpu())
-        for name, alias in self.layers.items():
-            if name == INPUT:
-                self._seen.add(alias)
-                if inputs is None:
-                    self.problems[alias] = "the batch holds no tensor"
-                else:
-                    self._store(alias, inputs, raw=True)
-        self.n_kept += len(keep)
+        if self._input_alias is not None:
+            self._seen.add(self._input_alias)
+            if inputs is None:
+                self._problem(self._input_alias, "no_tensor", "the batch holds no tensor")
+            else:
+                self._store(self._input_alias, inputs, raw=True)
 
     def end_batch(self) -> None:
+        """Close the batch; remove the hooks once the sample is full."""
         self._keep = None
+        if self.full:
+            self.detach()
+
+    def _problem(self, alias: str, kind: str, message: str) -> None:
+        self.problems.setdefault(alias, {})[kind] = message
 
     def _store(self, alias: str, output: Any, raw: bool = False) -> None:
         if alias in self.problems:
@@ -280,29 +345,33 @@ class ActivationCapture:
         if tensor is None:
             return
         if tensor.ndim == 0 or tensor.shape[0] != self._batch_size:
-            self.problems[alias] = (
+            self._problem(
+                alias,
+                "shape",
                 f"its output has shape {tuple(tensor.shape)}, whose first dimension is not the batch size "
-                f"{self._batch_size}"
+                f"{self._batch_size}",
             )
             return
         assert self._keep is not None
         rows = tensor[self._keep.to(tensor.device)]
         # the raw input is no conv feature map: "auto" flattens it rather than averaging its pixels away
-        reduce = "flatten" if self.reduce == "auto" and alias == self._input_alias else self.reduce
-        self.samples[alias].append(reduce_samples(rows, reduce, self.max_features, self._projection))
+        reduce = self.options.reduce
+        reduce = "flatten" if reduce == "auto" and alias == self._input_alias else reduce
+        self.samples[alias].append(reduce_samples(rows, reduce, self.options.max_features, self._projection))
 
     def _to_tensor(self, alias: str, output: Any) -> torch.Tensor | None:
-        if self.output_transform is not None:
-            output = self.output_transform(output)
+        transform = self.options.output_transform
+        if transform is not None:
+            output = transform(output)
             if isinstance(output, torch.Tensor):
                 return output
-            self.problems[alias] = f"`output_transform` returned {type(output).__name__}, not a tensor"
+            self._problem(alias, "not_tensor", f"`output_transform` returned {type(output).__name__}, not a tensor")
             return None
         if isinstance(output, torch.Tensor):
             return output
         tensor = first_tensor(output)
         if tensor is None:
-            self.problems[alias] = f"its output is a {type(output).__name__} holding no tensor"
+            self._problem(alias, "not_tensor", f"its output is a {type(output).__name__} holding no tensor")
             return None
         warn_once(
             f"Layer {alias!r} returns a {type(output).__name__}; lightning-topo uses its first tensor "
@@ -312,26 +381,27 @@ class ActivationCapture:
 
     def _projection(self, width: int) -> torch.Tensor:
         if width not in self._projections:
-            gen = torch.Generator().manual_seed(self.seed + width)
-            matrix = torch.randn(width, self.max_features, generator=gen) / math.sqrt(self.max_features)
-            self._projections[width] = matrix
+            seed = self.options.measure.seed
+            gen = torch.Generator().manual_seed(seed + width)
+            max_features = self.options.max_features
+            self._projections[width] = torch.randn(width, max_features, generator=gen) / math.sqrt(max_features)
         return self._projections[width]
 
     # results ---------------------------------------------------------------------------------------------
-    def collect(self) -> dict[str, torch.Tensor | None]:
-        """Concatenated samples per alias (``None`` where nothing usable was captured)."""
-        out: dict[str, torch.Tensor | None] = {}
+    def finish(self) -> dict[str, LayerSample]:
+        """One :class:`LayerSample` per alias (hooks removed, buffers dropped)."""
+        self.detach()
+        labels = torch.cat(self.labels) if self.labels else None
+        out: dict[str, LayerSample] = {}
         for alias, parts in self.samples.items():
-            if alias in self.problems or not parts:
-                out[alias] = None
-                continue
-            widths = {p.shape[1] for p in parts}
-            if len(widths) > 1:
-                self.problems[alias] = f"its reduced width changes between batches ({sorted(widths)})"
-                out[alias] = None
-                continue
-            out[alias] = torch.cat(parts)
+            problems = dict(self.problems.get(alias, {}))
+            points = None
+            if not problems and parts:
+                widths = {p.shape[1] for p in parts}
+                if len(widths) > 1:
+                    problems["width"] = f"its reduced width changes between batches ({sorted(widths)})"
+                else:
+                    points = torch.cat(parts)
+            out[alias] = LayerSample(points, labels, problems)
+        self._reset()
         return out
-
-    def collected_labels(self) -> torch.Tensor | None:
-        return torch.cat(self.labels) if self.labels else None

@@ -32,7 +32,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from lightning_topo._html_report import render_report
+    from lightning_topo.static_report import render_report
 
     try:
         pages = render_report(args.logdir, args.out)

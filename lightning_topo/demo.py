@@ -89,7 +89,7 @@ def run(
     """
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from lightning_topo.callback import TopologyMonitor
+    from lightning_topo.monitor import TopologyMonitor
 
     pl.seed_everything(seed, verbose=False)
     monitor_kwargs.setdefault("n_samples", 500)

@@ -17,9 +17,19 @@ from lightning_topo.diagrams import PersistenceDiagrams
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from lightning_topo.engine import FigureRequest, LayerResult
     from lightning_topo.report import TopologyReport
 
-__all__ = ["plot_betti_curves", "plot_betti_evolution", "plot_depth_profile", "plot_diagram", "plot_history"]
+__all__ = [
+    "figure_to_png",
+    "figure_to_rgb",
+    "layer_figures",
+    "plot_betti_curves",
+    "plot_betti_evolution",
+    "plot_depth_profile",
+    "plot_diagram",
+    "plot_history",
+]
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
@@ -159,3 +169,18 @@ def figure_to_png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def layer_figures(result: LayerResult, request: FigureRequest, grid: np.ndarray) -> dict[str, np.ndarray]:
+    """RGB images (``H x W x 3`` uint8) of one layer: ``betti_curves``, ``diagram`` and, with a history of earlier
+    measurements, ``betti_evolution``. The engine's workers call it through a ``FigureRequest``."""
+    figures = {}
+    if result.betti_curve is not None:
+        figures["betti_curves"] = plot_betti_curves(result.betti_curve, grid, request.title)
+        if request.history:
+            epochs = [e for e, _ in request.history] + [request.epoch]
+            curves = [c for _, c in request.history] + [result.betti_curve]
+            figures["betti_evolution"] = plot_betti_evolution(epochs, curves, grid, request.title)
+    if result.diagrams is not None:
+        figures["diagram"] = plot_diagram(result.diagrams, request.title)
+    return {name: figure_to_rgb(fig) for name, fig in figures.items()}

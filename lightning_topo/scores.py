@@ -1,9 +1,10 @@
 """Named topological scores: one float per report, logged as ``topo/score``.
 
-Each name documents its direction (``mode`` for ``EarlyStopping`` / ``ModelCheckpoint``) and the descriptors it
-needs (added to the monitor's descriptors automatically). What they do and do not predict: the correlations
-behind them are *between models* (Magai & Ayzenberg, Ansuini et al., Suresh et al.), not guarantees within one
-run, and none is a validated drop-in replacement for the validation loss.
+Each :class:`Score` carries its function, its direction (``mode`` for ``EarlyStopping`` / ``ModelCheckpoint``),
+the descriptors it needs (added to the measurement automatically, in every entry point) and the per-class
+descriptors it needs (computed when labels are known). What they do and do not predict: the correlations behind
+them are *between models* (Magai & Ayzenberg, Ansuini et al., Suresh et al.), not guarantees within one run,
+and none is a validated drop-in replacement for the validation loss.
 """
 
 from __future__ import annotations
@@ -11,28 +12,64 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from lightning_topo.capture import INPUT, OUTPUT
 from lightning_topo.functional.scores import topological_complexity_decay
-from lightning_topo.report import TopologyReport
+from lightning_topo.report import INPUT, OUTPUT, TopologyReport
 
-__all__ = ["SCORES", "Score", "resolve_score"]
+__all__ = ["SCORES", "Score", "last_hidden"]
+
+ScoreFn = Callable[[TopologyReport], float]
 
 
-def _hidden(report: TopologyReport) -> list[str]:
-    hidden = [layer for layer in report.layers if layer not in (INPUT, OUTPUT)]
-    return hidden or list(report.layers)
+@dataclass(frozen=True)
+class Score:
+    """A score: ``fn(report) -> float``, its direction and what it needs.
+
+    Attributes:
+        name: the score's name (``"custom"`` or the callable's name for a user function).
+        fn: computes the score from a complete report.
+        mode: ``"min"`` when lower is better, ``"max"`` otherwise.
+        needs: descriptor names the measurement must compute.
+        class_needs: descriptor names needed per class (computed when labels are known).
+        reads: which layer the score reads, for the message when it is NaN (``None``: several layers).
+    """
+
+    name: str
+    fn: ScoreFn
+    mode: Literal["min", "max"]
+    needs: tuple[str, ...] = ()
+    class_needs: tuple[str, ...] = ()
+    reads: Callable[[TopologyReport], str] | None = None
+
+    def __call__(self, report: TopologyReport) -> float:
+        return float(self.fn(report))
+
+
+def last_hidden(report: TopologyReport) -> str:
+    """The last monitored hidden layer: the last one that is neither ``input`` nor the model's output.
+
+    A layer whose sample equals the output's (the classifier head of most models: ``output`` is its copy) is
+    the output, not a hidden layer; so is one equal to the input. The score then reads the penultimate
+    representation, as Ansuini et al. and Magai & Ayzenberg do, never the logits. Falls back to the last layer
+    when no hidden layer is monitored.
+    """
+    ends = {INPUT, OUTPUT}
+    ends |= {layer for layer, original in report.copies.items() if original in ends}
+    ends |= {original for layer, original in report.copies.items() if layer in ends}
+    hidden = [layer for layer in report.layers if layer not in ends]
+    return hidden[-1] if hidden else report.layers[-1]
 
 
 def id_last(report: TopologyReport) -> float:
-    """TwoNN intrinsic dimension of the last monitored hidden layer (not ``input``/``output``).
+    """TwoNN intrinsic dimension of the last monitored hidden layer (:func:`last_hidden`).
 
     Ansuini et al. 2019: across trained networks, a lower last-hidden ID goes with a lower test error; it is
     high for networks trained on random labels. Lower is better.
     """
-    return float(report.metrics[_hidden(report)[-1]].get("id_twonn", math.nan))
+    return float(report.metrics[last_hidden(report)].get("id_twonn", math.nan))
 
 
 def phdim_last(report: TopologyReport) -> float:
@@ -40,30 +77,32 @@ def phdim_last(report: TopologyReport) -> float:
 
     Falls with depth in trained CNNs; lower is taken as simpler. Lower is better.
     """
-    return float(report.metrics[_hidden(report)[-1]].get("id_phdim", math.nan))
+    return float(report.metrics[last_hidden(report)].get("id_phdim", math.nan))
 
 
 def lifespan_sum(report: TopologyReport) -> float:
-    """H0 total persistence of the last monitored layer on normalised distances, averaged per class.
+    """H0 total persistence of the last monitored hidden layer, averaged over classes when labels are known.
 
-    Magai & Ayzenberg's generalization descriptor: across models, a smaller per-class lifespan sum at the
-    logit layer goes with a higher test accuracy. Per class (at most 250 examples each) when labels are known,
-    else on the whole sample. Lower is better.
+    Magai & Ayzenberg's generalization descriptor: across models, a smaller per-class lifespan sum in the last
+    layers goes with a higher test accuracy. Each class's lifespan sum is computed on its rows (at most 250) of
+    the layer's normalised distance matrix, so the layer's scale is shared by every class (Magai & Ayzenberg
+    min-max scale the whole layer, then take each class's cloud). Without labels: on the whole sample.
+    Lower is better.
     """
-    last = report.layers[-1]
-    per_class = report.class_metrics.get(last)
+    layer = last_hidden(report)
+    per_class = report.class_metrics.get(layer)
     if per_class:
-        values = [m["total_persistence_0"] for m in per_class.values()]
-        return float(np.mean(values))
-    return float(report.metrics[last].get("total_persistence_0", math.nan))
+        return float(np.mean([m["total_persistence_0"] for m in per_class.values()]))
+    return float(report.metrics[layer].get("total_persistence_0", math.nan))
 
 
 def decay(report: TopologyReport) -> float:
-    """Suresh et al.'s topological-complexity decay over the depth profile (needs at least 4 layers).
+    """Suresh et al.'s topological-complexity decay of the *point-cloud* profile (needs at least 4 layers).
 
-    The profile is each layer's total persistence summed over homology dimensions (Suresh et al. use cubical
-    Betti numbers; this is its Vietoris-Rips analogue). Lower (faster decay) was reported to predict higher
-    fine-tuning accuracy across pretrained models. Lower is better.
+    The profile is each monitored layer's total persistence summed over homology dimensions: a Vietoris-Rips
+    analogue, **not** Suresh et al.'s own quantity (cubical Betti numbers of each image's feature maps; that is
+    ``"decay_cubical"``). The score is :func:`~lightning_topo.functional.topological_complexity_decay` of the
+    profile. Lower (faster decay) was reported to predict higher fine-tuning accuracy. Lower is better.
     """
     keys = [k for k in report.metrics[report.layers[0]] if k.startswith("total_persistence_")]
     profile = np.array([sum(report.metrics[layer][k] for k in keys) for layer in report.layers])
@@ -72,30 +111,12 @@ def decay(report: TopologyReport) -> float:
     return topological_complexity_decay(profile)
 
 
-@dataclass(frozen=True)
-class Score:
-    fn: Callable[[TopologyReport], float]
-    mode: str
-    needs: tuple[str, ...]
-
-
 SCORES: dict[str, Score] = {
-    "id_last": Score(id_last, "min", ("id_twonn",)),
-    "phdim_last": Score(phdim_last, "min", ("id_phdim",)),
-    "lifespan_sum": Score(lifespan_sum, "min", ("total_persistence",)),
-    "decay": Score(decay, "min", ("total_persistence",)),
+    s.name: s
+    for s in (
+        Score("id_last", id_last, "min", ("id_twonn",), reads=last_hidden),
+        Score("phdim_last", phdim_last, "min", ("id_phdim",), reads=last_hidden),
+        Score("lifespan_sum", lifespan_sum, "min", ("total_persistence",), ("total_persistence",), last_hidden),
+        Score("decay", decay, "min", ("total_persistence",)),
+    )
 }
-
-
-def resolve_score(
-    score: str | Callable[[TopologyReport], float] | None,
-) -> tuple[str | None, Callable[[TopologyReport], float] | None]:
-    if score is None:
-        return None, None
-    if isinstance(score, str):
-        if score not in SCORES:
-            raise ValueError(f"Expected `score` to be one of {sorted(SCORES)}, a callable or None but got {score!r}.")
-        return score, SCORES[score].fn
-    if callable(score):
-        return getattr(score, "__name__", "custom"), score
-    raise ValueError(f"Expected `score` to be one of {sorted(SCORES)}, a callable or None but got {score!r}.")

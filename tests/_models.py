@@ -94,19 +94,6 @@ class RecordingLogger(Logger):
         return [m[key] for m in self.metrics if key in m]
 
 
-def record_compute(monitor: Any) -> list[dict[str, Any]]:
-    """Wrap ``monitor._compute`` so that each measurement's gathered samples and labels are kept (for tests)."""
-    calls: list[dict[str, Any]] = []
-    original = monitor._compute
-
-    def spy(trainer_: Any, samples: Any, labels: Any, problems: Any) -> Any:
-        calls.append({"samples": samples, "labels": labels})
-        return original(trainer_, samples, labels, problems)
-
-    monitor._compute = spy
-    return calls
-
-
 def trainer(**kwargs: Any) -> pl.Trainer:
     defaults: dict[str, Any] = {
         "max_epochs": 2,
@@ -120,3 +107,70 @@ def trainer(**kwargs: Any) -> pl.Trainer:
     }
     defaults.update(kwargs)
     return pl.Trainer(**defaults)
+
+
+def labelled_loader(n: int = 300, seed: int = 0) -> DataLoader:
+    """Three Gaussian classes in R^16 with means 4 e_c: ``(x, y)`` batches."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    x = torch.randn(n, 16, generator=g)
+    x[torch.arange(n), y] += 4.0
+    return DataLoader(TensorDataset(x, y), batch_size=50)
+
+
+class _Map(nn.Module):
+    def __init__(self, fn: Any) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+class KnownOrder(nn.Module):
+    """Four stages (``s0``..``s3``) then a linear head; each stage maps the *input* ``x``, so the geometry of each
+    representation is chosen by construction: a network whose quality for a score is known in advance."""
+
+    def __init__(self, stages: list[Any], seed: int = 0) -> None:
+        super().__init__()
+        self.s0, self.s1, self.s2, self.s3 = (_Map(fn) for fn in stages)
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for stage in (self.s0, self.s1, self.s2, self.s3):
+            h = stage(x)
+        return self.head(h)
+
+    @staticmethod
+    def pairs() -> list[tuple[str, KnownOrder, KnownOrder]]:
+        """``(score, better model, worse model)`` for every named score."""
+        g = torch.Generator().manual_seed(1)
+        wide = torch.randn(16, 32, generator=g)
+        flat = torch.randn(2, 32, generator=g)
+        noise_w = torch.randn(16, 32, generator=g)
+
+        def plane(x: torch.Tensor) -> torch.Tensor:  # intrinsic dimension 2
+            return x[:, :2] @ flat
+
+        def spread(x: torch.Tensor) -> torch.Tensor:  # intrinsic dimension about 16
+            return x @ wide
+
+        def collapse(t: float) -> Any:
+            """Move every example towards its class point (t = 1: the classes are points, up to 1% noise)."""
+
+            def fn(x: torch.Tensor) -> torch.Tensor:
+                points = 10.0 * nn.functional.one_hot(x[:, :3].argmax(dim=1), 32).float()
+                return (1 - t) * (x @ wide) + t * points + 0.01 * (x @ noise_w)
+
+            return fn
+
+        simplifying = [collapse(t) for t in (0.0, 0.5, 0.9, 0.99)]
+        early = [collapse(t) for t in (0.9, 0.99, 0.99, 0.99)]  # the complexity falls at once
+        late = [collapse(t) for t in (0.0, 0.0, 0.0, 0.9)]  # it stays, then falls at the end
+        return [
+            ("id_last", KnownOrder([spread, spread, spread, plane]), KnownOrder([spread, spread, spread, spread])),
+            ("phdim_last", KnownOrder([spread, spread, spread, plane]), KnownOrder([spread, spread, spread, spread])),
+            ("lifespan_sum", KnownOrder(simplifying), KnownOrder(simplifying[:1] * 4)),
+            ("decay", KnownOrder(early), KnownOrder(late)),
+        ]

@@ -1,12 +1,14 @@
 import math
+import warnings
 
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_topo import TopologyReport, analyze, rank_models
+from lightning_topo import TopologyMonitor, TopologyReport, TopologyWarning, analyze, rank_models
 from lightning_topo.functional import intrinsic_dimension, pairwise_distances
+from lightning_topo.scores import SCORES
 from tests._models import DEFAULT_KEYS, TinyNet, make_data
 
 
@@ -52,16 +54,94 @@ def test_analyze_restores_hooks_and_mode_when_the_forward_pass_raises():
     assert not model.lin._forward_hooks
 
 
-def test_rank_models_orders_by_score_best_first():
+def test_rank_models_orders_by_the_scores_own_direction_or_the_given_one():
     torch.manual_seed(0)
     models = {"a": TinyNet(), "b": TinyNet(), "c": TinyNet()}
     ranked = rank_models(models, _loader(), score="id_last", n_samples=64)
-    assert [name for name, _ in ranked] == sorted(models, key=lambda k: dict(ranked)[k])
+    assert [name for name, _ in ranked] == sorted(models, key=lambda k: dict(ranked)[k])  # "min": lowest first
     assert all(math.isfinite(s) for _, s in ranked)
-    descending = rank_models(models, _loader(), score="id_last", mode="max", n_samples=64)
-    assert [n for n, _ in descending] == [n for n, _ in ranked][::-1]
-    with pytest.raises(ValueError, match="`mode`"):
-        rank_models(models, _loader(), mode="best")
+
+    def hidden_id(report: TopologyReport) -> float:
+        return report.metrics["hidden"]["id_twonn"]
+
+    descending = rank_models(models, _loader(), score=hidden_id, score_mode="max", n_samples=64)
+    assert [n for n, _ in descending] == [n for n, _ in ranked][::-1]  # "max": highest first
+    with pytest.raises(ValueError, match="`score_mode`"):
+        rank_models(models, _loader(), score=hidden_id, score_mode="best")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("score", sorted(SCORES))
+def test_every_named_score_is_finite_in_analyze_and_rank_models(score):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TopologyWarning)  # no layer problem, no NaN score
+        report = analyze(TinyNet(), _loader(), n_samples=80, score=score)
+        ranked = rank_models({"a": TinyNet(), "b": TinyNet()}, _loader(), n_samples=80, score=score)
+    assert math.isfinite(report.score)
+    assert all(math.isfinite(value) for _, value in ranked)
+
+
+def test_a_nan_score_in_analyze_says_which_layer_and_why():
+    with pytest.warns(TopologyWarning, match=r"score 'id_last' reads layer 'dead', which is NaN: constant"):
+        report = analyze(_DeadEnd(), _loader(), n_samples=40, score="id_last")
+    assert math.isnan(report.score)
+
+
+class _DeadEnd(nn.Module):
+    """A network whose last hidden layer is dead (constant)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(6, 8)
+        self.dead = nn.Sequential(nn.Linear(8, 8), nn.ReLU())
+        self.head = nn.Linear(8, 3)
+        with torch.no_grad():
+            self.dead[0].weight.zero_()
+            self.dead[0].bias.fill_(-1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dead(self.lin(x)))
+
+
+INVALID = [
+    {"maxdim": 3},
+    {"n_samples": 2},
+    {"normalize": "std"},
+    {"reduce": "max"},
+    {"descriptors": ["betti", "curvature"]},
+    {"metric": "l1"},
+    {"ph_samples": 1},
+    {"score": "accuracy"},
+    {"sample": "stratified"},
+    {"on_error": "ignore"},
+    {"betti_scale": -1.0},
+]
+
+
+@pytest.mark.parametrize("kwargs", INVALID, ids=[next(iter(k)) for k in INVALID])
+def test_invalid_options_raise_the_same_error_in_every_entry_point(kwargs):
+    messages = []
+    for call in (
+        lambda: TopologyMonitor(**kwargs),
+        lambda: analyze(TinyNet(), _loader(), **kwargs),
+        lambda: rank_models({"a": TinyNet()}, _loader(), **{"score": "id_last", **kwargs}),
+    ):
+        with pytest.raises(ValueError, match=r"^Expected `") as err:
+            call()
+        messages.append(str(err.value))
+    assert len(set(messages)) == 1, messages
+    assert messages[0].startswith("Expected `")
+
+
+def test_unknown_options_are_refused_with_the_close_match():
+    with pytest.raises(TypeError, match=r"unknown option 'normalise'\. Did you mean 'normalize'"):
+        analyze(TinyNet(), _loader(), normalise="max")
+
+
+def test_analyze_moves_the_model_to_the_device_and_back():
+    model = TinyNet()
+    report = analyze(model, _loader(), n_samples=40, device="cpu")
+    assert report.n_samples == 40
+    assert next(model.parameters()).device.type == "cpu"
 
 
 def test_analyze_rejects_batches_without_a_tensor():

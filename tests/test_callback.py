@@ -2,7 +2,6 @@ import math
 import warnings
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -10,7 +9,7 @@ from torch import nn
 from lightning_topo import TopologyMonitor, TopologyWarning, get_layer_names
 from lightning_topo.capture import default_layers
 from tests._models import DEFAULT_KEYS as EXPECTED_DESCRIPTORS
-from tests._models import RecordingLogger, TinyNet, record_compute, trainer
+from tests._models import RecordingLogger, TinyNet, make_data, trainer
 
 
 def _hooks(model: nn.Module) -> int:
@@ -91,19 +90,23 @@ def test_train_and_eval_modes_are_untouched():
 
 
 def test_memory_is_bounded_by_the_sample_whatever_the_validation_set():
+    from lightning_topo.capture import ActivationCapture
+    from lightning_topo.options import build_options
+
+    # the capture keeps the first 24 rows of 96 and stops hooking once they are kept
+    model = nn.Sequential(nn.Linear(6, 16))
+    capture = ActivationCapture(model, {"0": "0"}, build_options(n_samples=24), quota=24)
+    capture.start()
+    for x in make_data().tensors[0].split(16):
+        capture.begin_batch(x)
+        model(x)
+        capture.end_batch()
+    samples = capture.finish()
+    assert samples["0"].points.shape == (24, 16)
+    # and in a real run, 24 examples are measured whatever the size of the validation set
     monitor = TopologyMonitor(n_samples=24)
-    sizes: list[int] = []
-    model = TinyNet()
-    original = monitor.on_validation_epoch_end
-
-    def spy(trainer_: Any, pl_module: Any) -> None:
-        sizes.extend(sum(p.shape[0] for p in parts) for parts in monitor._capture.samples.values())
-        original(trainer_, pl_module)
-
-    monitor.on_validation_epoch_end = spy  # type: ignore[method-assign]
-    trainer(max_epochs=1, callbacks=[monitor]).fit(model)
-    assert sizes
-    assert max(sizes) == 24
+    trainer(max_epochs=1, callbacks=[monitor]).fit(TinyNet())
+    assert monitor.last_report.n_samples == 24
 
 
 def test_every_n_epochs_measures_epochs_0_n_2n():
@@ -175,7 +178,7 @@ class ConstantNet(TinyNet):
 def test_a_constant_layer_gives_trivial_topology_and_nan_id_with_a_warning():
     logger = RecordingLogger()
     monitor = TopologyMonitor(layers=["dead", "hidden"], n_samples=32)
-    with pytest.warns(TopologyWarning, match=r"layer 'dead' at epoch 0: .*TwoNN"):
+    with pytest.warns(TopologyWarning, match=r"layer 'dead' at epoch 0: constant: every activation is equal"):
         trainer(max_epochs=1, logger=logger, callbacks=[monitor]).fit(ConstantNet())
     assert logger.values("topo/dead/betti_0") == [1.0]
     assert logger.values("topo/dead/total_persistence_0") == [0.0]
@@ -339,9 +342,8 @@ def test_optional_descriptors_and_ph_subsample():
 
 def test_stratified_sample_takes_equal_shares_per_class():
     monitor = TopologyMonitor(layers=["hidden"], n_samples=30, sample="stratified", num_classes=3)
-    calls = record_compute(monitor)
     trainer(max_epochs=1, callbacks=[monitor]).fit(TinyNet())
-    assert np.bincount(calls[0]["labels"].numpy()).tolist() == [10, 10, 10]
+    assert monitor.last_report.class_counts == {0: 10, 1: 10, 2: 10}
 
 
 def test_a_smaller_validation_set_than_n_samples_warns():
@@ -409,19 +411,18 @@ def test_reduce_modes_give_the_documented_widths():
 def test_random_projection_keeps_pairwise_distances_and_is_fixed_across_epochs():
     from lightning_topo.capture import ActivationCapture
     from lightning_topo.functional import pairwise_distances
+    from lightning_topo.options import build_options
 
     model = nn.Sequential(nn.Identity())
-    capture = ActivationCapture(model, {"0": "wide"}, reduce="project", max_features=256, seed=3)
+    options = build_options(reduce="project", max_features=256, seed=3)
+    capture = ActivationCapture(model, {"0": "wide"}, options, quota=80)
     x = torch.randn(40, 5000, generator=torch.Generator().manual_seed(0))
-    capture.attach()
-    try:
-        for _ in range(2):
-            capture.begin_batch(x, torch.arange(40))
-            model(x)
-            capture.end_batch()
-    finally:
-        capture.detach()
-    first, second = capture.samples["wide"]
+    capture.start()
+    for _ in range(2):
+        capture.begin_batch(x)
+        model(x)
+        capture.end_batch()
+    first, second = capture.finish()["wide"].points.split(40)
     assert first.shape == (40, 256)
     assert torch.equal(first, second)  # the same projection matrix every time
     ratio = (
@@ -436,9 +437,8 @@ def test_label_fn_chooses_the_labels_of_a_stratified_sample():
     monitor = TopologyMonitor(
         layers=["hidden"], n_samples=20, sample="stratified", num_classes=2, label_fn=lambda batch: batch[1] % 2
     )
-    calls = record_compute(monitor)
     trainer(max_epochs=1, callbacks=[monitor]).fit(TinyNet())
-    assert np.bincount(calls[0]["labels"].numpy()).tolist() == [10, 10]
+    assert monitor.last_report.class_counts == {0: 10, 1: 10}
     bad = TopologyMonitor(layers=["hidden"], n_samples=20, sample="stratified", num_classes=2, label_fn=lambda b: 3)
     with pytest.raises(ValueError, match="`label_fn` to return a tensor"):
         trainer(max_epochs=1, callbacks=[bad]).fit(TinyNet())

@@ -35,7 +35,7 @@ def test_nearest_neighbour_distances_of_a_noiseless_circle_are_exact():
 
 
 def test_wide_input_is_processed_in_feature_blocks(monkeypatch, rng):
-    monkeypatch.setattr(distances_module, "_BLOCK_ELEMENTS", 64)
+    monkeypatch.setattr(distances_module, "BLOCK_ELEMENTS", 64)
     x = rng.normal(size=(16, 100))
     d = pairwise_distances(torch.from_numpy(x))
     np.testing.assert_allclose(d.numpy(), cdist(x, x), atol=1e-10)

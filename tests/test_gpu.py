@@ -9,7 +9,8 @@ import torch
 
 from lightning_topo import TopologyMonitor, datasets
 from lightning_topo import functional as F
-from lightning_topo._compute import ComputeConfig, Prepared, compute_layer, prepare_layer
+from lightning_topo.engine import LayerSample, PreparedLayer, measure_layer, prepare_layer
+from lightning_topo.options import MeasureOptions
 from tests._models import RecordingLogger, TinyNet, trainer
 
 pytestmark = [
@@ -43,17 +44,16 @@ def test_intrinsic_dimension_sampling_and_the_h0_tree_on_the_gpu_equal_the_cpu(c
 
 
 def test_only_the_distance_matrix_leaves_the_device(cloud):
-    config = ComputeConfig(maxdim=1, ph_samples=300)
-    prepared = prepare_layer(cloud.cuda(), config)
-    assert isinstance(prepared, Prepared)
-    assert isinstance(prepared.ph_dist, np.ndarray)
-    assert prepared.ph_dist.shape == (300, 300)
+    prepared = prepare_layer(LayerSample(cloud.cuda()), MeasureOptions(maxdim=1, ph_samples=300))
+    assert isinstance(prepared, PreparedLayer)
+    assert isinstance(prepared.cloud.ph_dist, np.ndarray)
+    assert prepared.cloud.ph_dist.shape == (300, 300)
 
 
 def test_a_layer_computed_from_the_gpu_equals_the_cpu(cloud):
-    config = ComputeConfig(maxdim=1)
-    gpu = compute_layer(cloud.cuda(), config)
-    cpu = compute_layer(cloud, config)
+    options = MeasureOptions(maxdim=1)
+    gpu = measure_layer(LayerSample(cloud.cuda()), options)
+    cpu = measure_layer(LayerSample(cloud), options)
     for key, value in cpu.metrics.items():
         assert gpu.metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
 

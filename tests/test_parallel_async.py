@@ -1,25 +1,28 @@
 """Layers computed in worker processes, and compute='async': same numbers as the serial, synchronous path."""
 
 import math
+import multiprocessing
+import os
+import signal
 from typing import Any
 
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-from lightning_topo import TopologyMonitor
-from lightning_topo._compute import ComputeConfig, compute_report
-from lightning_topo._pool import LayerPool
+from lightning_topo import TopologyMonitor, TopologyWarning
+from lightning_topo.engine import LayerSample, WorkerPool, auto_workers, available_cores, measure
+from lightning_topo.options import MeasureOptions
 from tests._models import RecordingLogger, TinyNet, trainer
 
 
-def _samples() -> dict[str, torch.Tensor | None]:
+def _samples() -> dict[str, LayerSample]:
     g = torch.Generator().manual_seed(0)
     return {
-        "a": torch.randn(120, 5, generator=g),
-        "b": torch.randn(120, 30, generator=g).relu(),
-        "bad": torch.full((120, 4), float("nan")),
-        "none": None,
+        "a": LayerSample(torch.randn(120, 5, generator=g)),
+        "b": LayerSample(torch.randn(120, 30, generator=g).relu()),
+        "bad": LayerSample(torch.full((120, 4), float("nan"))),
+        "none": LayerSample(None),
     }
 
 
@@ -35,15 +38,15 @@ def _equal_reports(a: Any, b: Any) -> None:
 
 
 def test_layers_in_worker_processes_equal_the_serial_path():
-    config = ComputeConfig(maxdim=1, ph_samples=80, descriptors=("betti", "total_persistence", "entropy", "id_twonn"))
-    serial = compute_report(_samples(), config)
-    pool = LayerPool(workers=2, threads=1)
+    options = MeasureOptions(maxdim=1, ph_samples=80)
+    serial = measure(_samples(), options)
+    pool = WorkerPool(workers=2, threads=1)
     try:
-        parallel = compute_report(_samples(), config, executor=pool.executor)
+        parallel = measure(_samples(), options, pool=pool)
     finally:
         pool.shutdown()
     _equal_reports(serial, parallel)
-    assert "NaN" in parallel.problems["bad"]
+    assert "NaN" in parallel.problem_text("bad")
 
 
 def _run(compute: str, **kwargs: Any) -> tuple[RecordingLogger, TopologyMonitor]:
@@ -71,8 +74,7 @@ def test_async_results_equal_sync_results_and_are_all_logged_by_the_end_of_fit()
     strip = [{k: v for k, v in h["scalars"].items() if k != "topo/time_s"} for h in sync_monitor.history]
     assert [{k: v for k, v in h["scalars"].items() if k != "topo/time_s"} for h in async_monitor.history] == strip
     assert [h["epoch"] for h in async_monitor.history] == [0, 1, 2]
-    assert not async_monitor._pending
-    assert async_monitor._pool is None  # shut down at teardown
+    assert not multiprocessing.active_children()  # the pool was shut down at teardown
 
 
 class _Interrupt(Callback):
@@ -95,7 +97,7 @@ def test_async_results_are_flushed_when_fit_dies(exc):
         tr.fit(TinyNet())
     assert [h["epoch"] for h in monitor.history] == [0, 1]
     assert len(logger.values("topo/hidden/id_twonn")) == 2
-    assert monitor._pool is None
+    assert not multiprocessing.active_children()
 
 
 def test_async_results_are_flushed_when_early_stopping_ends_fit():
@@ -140,13 +142,12 @@ def test_invalid_compute_and_workers_are_refused():
 
 
 def test_auto_workers_stay_serial_for_small_samples_and_parallel_for_large():
-    assert TopologyMonitor(n_samples=64)._n_workers(5) == 0
-    assert TopologyMonitor(n_samples=512, maxdim=0)._n_workers(5) == 0
-    from lightning_topo._pool import available_cores
-
+    assert auto_workers("auto", n_layers=5, n_samples=64, maxdim=1) == 0
+    assert auto_workers("auto", n_layers=5, n_samples=512, maxdim=0) == 0
     expected = min(5, available_cores()) if available_cores() > 1 else 0
-    assert TopologyMonitor(n_samples=512)._n_workers(5) == expected
-    assert TopologyMonitor(n_samples=64, compute="async")._n_workers(5) >= 1
+    assert auto_workers("auto", n_layers=5, n_samples=512, maxdim=1) == expected
+    assert auto_workers("auto", n_layers=5, n_samples=64, maxdim=1, background=True) >= 1
+    assert auto_workers(3, n_layers=5, n_samples=64, maxdim=1) == 3
 
 
 def test_max_scale_caps_the_filtration():
@@ -159,14 +160,31 @@ def test_max_scale_caps_the_filtration():
 
 
 def test_a_broken_pool_falls_back_to_the_main_process():
-    config = ComputeConfig(maxdim=1)
-    pool = LayerPool(workers=1, threads=1)
-    pool.executor.shutdown(wait=True)
-    pool.executor._broken = "simulated"  # type: ignore[attr-defined]  # submit now raises BrokenProcessPool
-    samples = {"a": torch.randn(60, 4, generator=torch.Generator().manual_seed(0))}
-    from lightning_topo._compute import start_report
+    options = MeasureOptions(maxdim=1)
+    samples = {"a": LayerSample(torch.randn(60, 4, generator=torch.Generator().manual_seed(0)))}
+    pool = WorkerPool(workers=1, threads=1)
+    pool.shutdown()  # a dead pool: every submission fails
+    report = measure(samples, options, pool=pool)
+    assert pool.broken
+    assert report.metrics["a"] == measure(samples, options).metrics["a"]
 
-    pending = start_report(samples, config, executor=pool.executor)
-    report = pending.result()
-    assert pending.pool_broke
-    assert report.metrics["a"] == compute_report(samples, config).metrics["a"]
+
+class _KillWorkers(Callback):
+    """Kills the monitor's worker processes before the second validation, as an OOM killer would."""
+
+    def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.current_epoch == 1:
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal.SIGKILL)
+                child.join()
+
+
+def test_workers_killed_during_fit_fall_back_to_the_main_process_with_one_warning():
+    logger = RecordingLogger()
+    monitor = TopologyMonitor(n_samples=64, workers=2)
+    with pytest.warns(TopologyWarning, match="worker processes stopped working") as record:
+        trainer(max_epochs=3, logger=logger, callbacks=[monitor, _KillWorkers()]).fit(TinyNet())
+    assert sum("stopped working" in str(w.message) for w in record) == 1
+    values = logger.values("topo/hidden/id_twonn")
+    assert len(values) == 3
+    assert all(math.isfinite(v) for v in values)

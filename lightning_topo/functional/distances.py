@@ -16,7 +16,8 @@ Metric = Literal["euclidean", "cosine"]
 Normalize = Literal["quantile", "median", "max"] | None
 
 # Largest float64 block (in elements) materialised at once besides the n x n result: 8 Mi elements = 64 MiB.
-_BLOCK_ELEMENTS = 1 << 23
+# Public so that it can be lowered where memory is tight (and in tests of the chunked path).
+BLOCK_ELEMENTS = 1 << 23
 
 
 def pairwise_distances(
@@ -69,7 +70,7 @@ def pairwise_distances(
     check_choice("normalize", normalize, ("quantile", "median", "max", None))
     x = check_points(x, min_points=2)
     n, n_features = x.shape
-    block = max(1, min(n_features, _BLOCK_ELEMENTS // max(n, 1)))
+    block = max(1, min(n_features, BLOCK_ELEMENTS // max(n, 1)))
 
     mean = None
     if metric == "euclidean":

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from lightning_topo._compute import DEFAULT_DESCRIPTORS, ComputeConfig, compute_layer
-from lightning_topo.functional._checks import check_maxdim
+from lightning_topo.engine import LayerSample, measure_layer
+from lightning_topo.functional.registry import DEFAULT_DESCRIPTORS
 from lightning_topo.metrics._base import _PointCloudMetric
+from lightning_topo.options import Normalize, build_options
 
 __all__ = ["PersistenceDescriptors"]
 
@@ -20,8 +21,8 @@ class PersistenceDescriptors(_PointCloudMetric):
     ``update(x)`` stores a batch ``(B, ...)`` (flattened per example); ``compute()`` concatenates every batch
     (across processes too: the state is a list reduced with ``cat``), keeps a seeded uniform subsample of
     ``max_points`` when there are more, and returns ``{descriptor: tensor}`` with the same keys and values as
-    ``TopologyMonitor`` logs for a layer, ready for ``self.log_dict``. It only delegates to
-    :mod:`lightning_topo.functional`.
+    ``TopologyMonitor`` logs for a layer, ready for ``self.log_dict``. It only delegates to the engine's
+    :func:`~lightning_topo.engine.measure_layer`, with options validated as everywhere else.
 
     Args:
         maxdim: highest homology dimension.
@@ -43,7 +44,7 @@ class PersistenceDescriptors(_PointCloudMetric):
         self,
         maxdim: int = 1,
         descriptors: Sequence[str] = DEFAULT_DESCRIPTORS,
-        normalize: Literal["quantile", "median", "max"] | None = "quantile",
+        normalize: Normalize = "quantile",
         betti_scale: float = 0.2,
         max_points: int = 1000,
         seed: int = 0,
@@ -51,17 +52,13 @@ class PersistenceDescriptors(_PointCloudMetric):
         **kwargs: Any,
     ) -> None:
         super().__init__(max_points=max_points, seed=seed, **kwargs)
-        self.config = ComputeConfig(
-            maxdim=check_maxdim(maxdim),
-            normalize=normalize,
-            betti_scale=betti_scale,
-            descriptors=tuple(descriptors),
-            seed=seed,
-        )
+        self.options = build_options(
+            maxdim=maxdim, descriptors=descriptors, normalize=normalize, betti_scale=betti_scale, seed=seed
+        ).measure
         self.prefix = prefix
 
     def compute(self) -> dict[str, torch.Tensor]:
-        result = compute_layer(self.points(), self.config)
+        result = measure_layer(LayerSample(self.points()), self.options)
         device = self.device
         return {
             f"{self.prefix}{k}": torch.tensor(v, dtype=torch.float32, device=device) for k, v in result.metrics.items()

@@ -11,10 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from lightning_topo import plotting
-from lightning_topo.diagrams import PersistenceDiagrams
 from lightning_topo.report import TopologyReport
 
 __all__ = ["find_runs", "render_report"]
@@ -28,29 +25,11 @@ def find_runs(logdir: str | Path) -> list[Path]:
     return [p for p in candidates if any(p.glob("epoch_*.json"))]
 
 
-def _load(run: Path) -> tuple[list[dict[str, Any]], TopologyReport]:
-    records = [json.loads(p.read_text()) for p in run.glob("epoch_*.json")]
-    records.sort(key=lambda r: r["epoch"])
-    last = records[-1]
-    prefix = last.get("prefix", "topo")
-    metrics: dict[str, dict[str, float]] = {}
-    for layer in last["layers"]:
-        head = f"{prefix}/{layer}/"
-        metrics[layer] = {
-            k[len(head) :]: (math.nan if v is None else v) for k, v in last["scalars"].items() if k.startswith(head)
-        }
-    report = TopologyReport(layers=last["layers"], metrics=metrics, epoch=last["epoch"], problems=last["problems"])
-    with np.load(run / f"epoch_{last['epoch']}.npz") as arrays:
-        report.grid = arrays["grid"]
-        for layer in last["layers"]:
-            dims = sorted(
-                int(m.group(1)) for key in arrays.files if (m := re.fullmatch(re.escape(layer) + r"/H(\d+)", key))
-            )
-            if dims:
-                report.diagrams[layer] = PersistenceDiagrams([arrays[f"{layer}/H{q}"] for q in dims])
-            if f"{layer}/betti_curves" in arrays.files:
-                report.betti_curves[layer] = arrays[f"{layer}/betti_curves"]
-    return records, report
+def _load(run: Path) -> tuple[list[TopologyReport], str]:
+    """Every report of a run, in measurement order, and the run's key prefix."""
+    paths = sorted(run.glob("epoch_*.json"), key=lambda p: int(p.stem.split("_")[1]))
+    prefix = json.loads(paths[-1].read_text()).get("prefix", "topo")
+    return [TopologyReport.load(p) for p in paths], prefix
 
 
 def _slug(name: str) -> str:
@@ -82,15 +61,13 @@ def render_report(logdir: str | Path, out: str | Path | None = None) -> list[Pat
 
 def _render_run(run: Path, out: Path, title: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    records, report = _load(run)
-    prefix = records[-1].get("prefix", "topo")
-    epochs = [r["epoch"] for r in records]
+    reports, _ = _load(run)
+    report = reports[-1]
+    epochs = [int(r.epoch or 0) for r in reports]
     descriptors = list(report.metrics[report.layers[0]]) if report.layers else []
     figures: list[tuple[str, str, Any]] = []
     for d in descriptors:
-        values = {
-            layer: [_value(r["scalars"].get(f"{prefix}/{layer}/{d}")) for r in records] for layer in report.layers
-        }
+        values = {layer: [r.metrics.get(layer, {}).get(d, math.nan) for r in reports] for layer in report.layers}
         figures.append(("Over epochs", f"history_{_slug(d)}.png", plotting.plot_history(epochs, values, d)))
     figures.append(
         ("Last epoch", "depth_profile.png", plotting.plot_depth_profile(report, title=f"epoch {epochs[-1]}"))
@@ -113,15 +90,11 @@ def _render_run(run: Path, out: Path, title: str) -> Path:
             f'<img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}">'
         )
     page = out / "index.html"
-    page.write_text(_html(title, records[-1], report, sections))
+    page.write_text(_html(title, report, sections))
     return page
 
 
-def _value(v: Any) -> float:
-    return math.nan if v is None else float(v)
-
-
-def _html(title: str, last: dict[str, Any], report: TopologyReport, sections: dict[str, list[str]]) -> str:
+def _html(title: str, report: TopologyReport, sections: dict[str, list[str]]) -> str:
     keys = list(report.metrics[report.layers[0]]) if report.layers else []
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
     rows = "".join(
@@ -130,7 +103,9 @@ def _html(title: str, last: dict[str, Any], report: TopologyReport, sections: di
         + "</tr>"
         for layer in report.layers
     )
-    problems = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in report.problems.items())
+    problems = "".join(
+        f"<li><b>{html.escape(layer)}</b>: {html.escape(report.problem_text(layer))}</li>" for layer in report.problems
+    )
     body = "".join(f"<h2>{html.escape(s)}</h2><div class=row>{''.join(imgs)}</div>" for s, imgs in sections.items())
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>lightning-topo report: {html.escape(title)}</title>
@@ -138,7 +113,7 @@ def _html(title: str, last: dict[str, Any], report: TopologyReport, sections: di
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} .row img{{margin:4px;border:1px solid #eee}}</style>
 </head><body>
 <h1>lightning-topo report</h1>
-<p>{html.escape(title)} &middot; last epoch {last["epoch"]} &middot; {last.get("n_samples", "?")} examples per layer</p>
+<p>{html.escape(title)} &middot; last epoch {report.epoch} &middot; {report.n_samples} examples per layer</p>
 <h2>Descriptors at the last epoch</h2>
 <table><tr><th>layer</th>{head}</tr>{rows}</table>
 {f"<h2>Problems</h2><ul>{problems}</ul>" if problems else ""}

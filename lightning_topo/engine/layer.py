@@ -1,0 +1,209 @@
+"""One layer: a :class:`LayerSample` in, a :class:`LayerResult` out. Pure torch and ``functional``; picklable.
+
+The work is split in two so that a layer on an accelerator keeps everything but the persistence call on its
+device: :func:`prepare_layer` (distances, normalisation, intrinsic dimension, farthest-point subsample, the H0
+spanning tree, the per-class sub-matrices; on the sample's device) and :func:`finish_layer` (giotto-ph on the
+CPU, descriptors, Betti curves). :func:`measure_layer` does both.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from lightning_topo import functional as F
+from lightning_topo.diagrams import PersistenceDiagrams
+from lightning_topo.functional.persistence import rips_from_distances
+from lightning_topo.functional.registry import DESCRIPTORS, diagram_descriptors, distance_descriptors
+from lightning_topo.options import MeasureOptions
+
+__all__ = ["LayerResult", "LayerSample", "PreparedLayer", "finish_layer", "measure_layer", "prepare_layer"]
+
+
+@dataclass
+class LayerSample:
+    """What the capture hands the engine for one layer.
+
+    Attributes:
+        points: ``(n, F)`` reduced activations, one row per example (``None`` when nothing usable was captured).
+        labels: ``(n,)`` integer labels of the rows, when known.
+        problems: ``{kind: message}`` found while capturing (the layer is then not measured).
+    """
+
+    points: torch.Tensor | None
+    labels: torch.Tensor | None = None
+    problems: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LayerResult:
+    """One layer's measurement.
+
+    Attributes:
+        metrics: ``{descriptor key: value}`` in the order of :meth:`MeasureOptions.metric_keys`.
+        diagrams: the persistence diagrams (``None`` when the layer could not be measured).
+        betti_curve: ``(maxdim + 1, n_bins)`` Betti curves on the options' grid.
+        class_metrics: ``{class: {descriptor key: value}}`` when per-class descriptors were asked for.
+        problems: ``{kind: message}``; the affected metrics are NaN.
+        seconds: compute time of this layer.
+        images: RGB figures drawn by a worker process, when asked for.
+    """
+
+    metrics: dict[str, float]
+    diagrams: PersistenceDiagrams | None = None
+    betti_curve: np.ndarray | None = None
+    class_metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    images: dict[str, np.ndarray] | None = None
+
+
+@dataclass
+class _PreparedCloud:
+    ph_dist: np.ndarray | None  # float32 distance matrix for H>=1 (giotto-ph computes in float32 anyway)
+    h0: np.ndarray | None  # H0 diagram from the spanning tree, when computed on the device
+    metrics: dict[str, float]  # the global descriptors (intrinsic dimension), from the full cloud
+
+
+@dataclass
+class PreparedLayer:
+    """The device part of a layer, ready for the CPU persistence calls (picklable: numpy arrays only)."""
+
+    cloud: _PreparedCloud
+    classes: dict[int, _PreparedCloud]
+    problems: dict[str, str]
+    seconds: float
+
+
+def failed(options: MeasureOptions, problems: dict[str, str]) -> LayerResult:
+    """The result of a layer that could not be measured: NaN for every key."""
+    return LayerResult(dict.fromkeys(options.metric_keys(), math.nan), problems=dict(problems))
+
+
+def sample_problems(sample: LayerSample) -> dict[str, str]:
+    """Why a layer's sample cannot be measured (empty when it can)."""
+    if sample.problems:
+        return dict(sample.problems)
+    x = sample.points
+    if x is None:
+        return {"not_captured": "no activations were captured"}
+    if x.shape[0] < 3:
+        return {"too_few": f"only {x.shape[0]} examples were captured (at least 3 are needed)"}
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        n_nan, n_inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())
+        return {"nonfinite": f"its activations hold {n_nan} NaN and {n_inf} infinite values"}
+    return {}
+
+
+def prepare_layer(sample: LayerSample, options: MeasureOptions) -> PreparedLayer | LayerResult:
+    """On the sample's device: everything before the persistence call. Only float32 matrices leave the device."""
+    start = time.perf_counter()
+    problems = sample_problems(sample)
+    if problems:
+        return failed(options, problems)
+    x = sample.points
+    assert x is not None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        dist = F.pairwise_distances(x, metric=options.metric, normalize=options.normalize)
+        constant = not bool((dist > 0).any())
+        cloud = _prepare_cloud(dist, options.maxdim, options, options.descriptors, options.ph_samples, constant)
+        classes: dict[int, _PreparedCloud] = {}
+        if options.class_descriptors and sample.labels is not None:
+            labels = sample.labels.reshape(-1).cpu()
+            for c in torch.unique(labels).tolist():
+                members = torch.nonzero(labels == c).reshape(-1)[: options.per_class_max]
+                if len(members) >= 3:
+                    idx = members.to(dist.device)
+                    sub = dist[idx][:, idx]
+                    classes[int(c)] = _prepare_cloud(
+                        sub, options.class_maxdim, options, options.class_descriptors, None, constant
+                    )
+    problems = _warnings_as_problems(caught)
+    if constant:
+        problems = {
+            "constant": "constant: every activation is equal (a dead or saturated layer?), so its topology is "
+            "trivial (one component, no bars) and its intrinsic dimension is NaN"
+        }
+    return PreparedLayer(cloud, classes, problems, time.perf_counter() - start)
+
+
+def _prepare_cloud(
+    dist: torch.Tensor,
+    maxdim: int,
+    options: MeasureOptions,
+    descriptors: tuple[str, ...],
+    ph_samples: int | None = None,
+    constant: bool = False,
+) -> _PreparedCloud:
+    # a constant cloud has no intrinsic dimension: every estimator would only warn about zero distances
+    metrics = distance_descriptors(dist, [] if constant else descriptors, options.params)
+    metrics.update({name: math.nan for name in descriptors if name not in metrics and not DESCRIPTORS[name].per_dim})
+    n = dist.shape[0]
+    subsample = ph_samples is not None and ph_samples < n
+    ph = dist
+    if subsample:
+        gen = torch.Generator().manual_seed(options.seed)
+        idx = F.subsample(dist, ph_samples, "farthest", generator=gen, distance_matrix=True)  # type: ignore[arg-type]
+        ph = dist[idx][:, idx]
+    h0 = None
+    if maxdim == 0 or subsample or n >= options.h0_tree_from:
+        h0 = np.array(rips_from_distances(dist, 0, thresh=options.thresh)[0])
+    ph_dist = ph.to(torch.float32).cpu().numpy() if maxdim >= 1 else None
+    return _PreparedCloud(ph_dist, h0, metrics)
+
+
+def _diagrams(cloud: _PreparedCloud, maxdim: int, options: MeasureOptions) -> PersistenceDiagrams:
+    if cloud.ph_dist is None:
+        return PersistenceDiagrams([cloud.h0 if cloud.h0 is not None else np.empty((0, 2))])
+    dgms = rips_from_distances(
+        torch.from_numpy(cloud.ph_dist),
+        maxdim,
+        thresh=options.thresh,
+        n_threads=options.n_threads,
+        h0="ripser",
+        backend=options.backend,
+    ).to_numpy()
+    if cloud.h0 is not None:
+        dgms[0] = cloud.h0
+    return PersistenceDiagrams(dgms)
+
+
+def finish_layer(prepared: PreparedLayer, options: MeasureOptions) -> LayerResult:
+    """On the CPU: persistence (giotto-ph), the persistence descriptors and the Betti curves."""
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        dgms = _diagrams(prepared.cloud, options.maxdim, options)
+        found = {**diagram_descriptors(dgms, options.descriptors, options.params), **prepared.cloud.metrics}
+        class_metrics = {}
+        for c, cloud in prepared.classes.items():
+            class_dgms = _diagrams(cloud, options.class_maxdim, options)
+            values = {**diagram_descriptors(class_dgms, options.class_descriptors, options.params), **cloud.metrics}
+            class_metrics[c] = {k: values[k] for k in options.class_keys()}
+    problems = {**prepared.problems, **_warnings_as_problems(caught)}
+    return LayerResult(
+        metrics={k: found[k] for k in options.metric_keys()},
+        diagrams=dgms,
+        betti_curve=F.betti_curve(dgms, options.grid),
+        class_metrics=class_metrics,
+        problems=problems,
+        seconds=prepared.seconds + time.perf_counter() - start,
+    )
+
+
+def measure_layer(sample: LayerSample, options: MeasureOptions) -> LayerResult:
+    """Everything for one layer's sample: :func:`prepare_layer`, then :func:`finish_layer`."""
+    prepared = prepare_layer(sample, options)
+    return prepared if isinstance(prepared, LayerResult) else finish_layer(prepared, options)
+
+
+def _warnings_as_problems(caught: list[warnings.WarningMessage]) -> dict[str, str]:
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    return {"estimator": "; ".join(dict.fromkeys(messages))} if messages else {}

@@ -1,0 +1,281 @@
+"""Many layers, serially or on the worker pool: samples in, a complete :class:`TopologyReport` out.
+
+:func:`start_measurement` starts every layer and returns a :class:`Measurement` at once (the pool computes while
+the caller goes on); :meth:`Measurement.report` waits and assembles the report, score included. :func:`measure`
+does both. A failure inside one layer becomes that layer's problem (NaN metrics) unless ``on_error="raise"``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lightning_topo.engine.layer import LayerResult, LayerSample, PreparedLayer, failed, finish_layer, prepare_layer
+from lightning_topo.engine.layer import measure_layer as _measure_layer
+from lightning_topo.engine.pool import WorkerPool
+from lightning_topo.options import MeasureOptions, OnError
+from lightning_topo.report import TopologyReport
+from lightning_topo.scores import Score
+
+__all__ = ["FigureRequest", "Measurement", "check_problems", "measure", "run_layer", "start_measurement"]
+
+DrawFn = Callable[[LayerResult, "FigureRequest", np.ndarray], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class FigureRequest:
+    """Ask the worker computing a layer to draw its figures right after (in parallel, off the main process).
+
+    ``draw`` is a module-level function (picklable by reference), e.g. :func:`lightning_topo.plotting.layer_figures`;
+    the engine never imports plotting itself.
+    """
+
+    title: str
+    epoch: int
+    draw: DrawFn
+    history: list[tuple[int, np.ndarray]] = field(default_factory=list)  # earlier (epoch, Betti curves)
+
+
+def run_layer(
+    payload: LayerSample | PreparedLayer, options: MeasureOptions, request: FigureRequest | None
+) -> LayerResult:
+    """What a worker runs: the whole layer from a CPU sample, or the CPU part of a prepared layer; then, when
+    asked, the layer's figures (drawing costs as much as computing a small layer)."""
+    result = finish_layer(payload, options) if isinstance(payload, PreparedLayer) else _measure_layer(payload, options)
+    if request is not None and result.diagrams is not None:
+        try:
+            result.images = request.draw(result, request, options.grid)
+        except Exception:  # a figure is never worth a lost measurement: the main process draws it instead
+            result.images = None
+    return result
+
+
+def _done(result: LayerResult) -> Future[LayerResult]:
+    future: Future[LayerResult] = Future()
+    future.set_result(result)
+    return future
+
+
+class Measurement:
+    """Layer computations in flight; :meth:`report` waits for them and assembles the report."""
+
+    def __init__(
+        self,
+        layers: list[str],
+        futures: dict[str, Future[LayerResult]],
+        payloads: dict[str, LayerSample | PreparedLayer],
+        options: MeasureOptions,
+        score: Score | None,
+        n_samples: int,
+        epoch: int | None,
+        step: int | None,
+        class_counts: dict[int, int] | None = None,
+    ) -> None:
+        self.layers = layers
+        self.class_counts = class_counts or {}
+        self.options = options
+        self.score = score
+        self.n_samples = n_samples
+        self.epoch = epoch
+        self.step = step
+        self.pool_broke = False
+        self.images: dict[str, dict[str, np.ndarray]] = {}
+        self.copies: dict[str, str] = {}
+        self._futures = futures
+        self._payloads = payloads
+        self._start = time.perf_counter()
+        self._finished = self._start
+        for future in futures.values():
+            future.add_done_callback(self._note_time)
+
+    def _note_time(self, _: Future[LayerResult]) -> None:
+        self._finished = max(self._finished, time.perf_counter())
+
+    def done(self) -> bool:
+        """Whether every layer has finished (never blocks)."""
+        return all(f.done() for f in self._futures.values())
+
+    def results(self, on_error: OnError = "warn") -> dict[str, LayerResult]:
+        """Wait for every layer. A broken pool's layers are computed here instead."""
+        out: dict[str, LayerResult] = {}
+        for alias in self.layers:
+            try:
+                out[alias] = self._futures[alias].result()
+            except BrokenProcessPool:
+                self.pool_broke = True
+                out[alias] = run_layer(self._payloads[alias], self.options, None)
+            except Exception as err:
+                if on_error == "raise":
+                    raise
+                why = f"its computation failed ({type(err).__name__}: {err})"
+                out[alias] = failed(self.options, {"failed": why})
+        return out
+
+    def report(self, on_error: OnError = "warn") -> TopologyReport:
+        """Wait for every layer and assemble the report (score included)."""
+        results = self.results(on_error)
+        elapsed = (self._finished if self._futures else time.perf_counter()) - self._start
+        self.images = {alias: r.images for alias, r in results.items() if r.images and alias not in self.copies}
+        report = TopologyReport(
+            layers=list(self.layers),
+            metrics={},
+            n_samples=self.n_samples,
+            epoch=self.epoch,
+            step=self.step,
+            elapsed_s=elapsed,
+            class_counts=dict(self.class_counts),
+            copies=dict(self.copies),
+        )
+        return assemble(report, results, self.options, self.score)
+
+
+def assemble(
+    report: TopologyReport, results: Mapping[str, LayerResult], options: MeasureOptions, score: Score | None
+) -> TopologyReport:
+    """Fill ``report`` (its layers and metadata set) with per-layer results, then compute its score."""
+    report.grid = options.grid
+    for alias in report.layers:
+        res = results[alias]
+        report.metrics[alias] = dict(res.metrics)
+        if res.diagrams is not None:
+            report.diagrams[alias] = res.diagrams
+        if res.betti_curve is not None:
+            report.betti_curves[alias] = res.betti_curve
+        if res.problems:
+            report.problems[alias] = dict(res.problems)
+        if res.class_metrics:
+            report.class_metrics[alias] = res.class_metrics
+    if score is not None:
+        try:
+            report.score = score(report)
+        except Exception as err:
+            report.score = math.nan
+            report.score_problem = f"the score {score.name!r} failed ({type(err).__name__}: {err})"
+        else:
+            if math.isnan(report.score):
+                report.score_problem = _why_nan(report, score)
+    return report
+
+
+def _why_nan(report: TopologyReport, score: Score) -> str:
+    if score.reads is None:
+        return f"the score {score.name!r} is NaN: a layer it reads is NaN or the profile is too short"
+    layer = score.reads(report)
+    why = report.problem_text(layer) or "its value is NaN"
+    return f"the score {score.name!r} reads layer {layer!r}, which is NaN: {why}"
+
+
+def start_measurement(
+    samples: Mapping[str, LayerSample],
+    options: MeasureOptions,
+    *,
+    score: Score | None = None,
+    pool: WorkerPool | None = None,
+    figures: Mapping[str, FigureRequest] | None = None,
+    epoch: int | None = None,
+    step: int | None = None,
+) -> Measurement:
+    """Start every layer's computation: here, one after the other, or on ``pool``.
+
+    With a pool, CPU samples go to the workers whole; samples on an accelerator are prepared on their device
+    here (distances, ID, subsample, H0 tree) and only the float32 distance matrices go to a worker.
+    """
+    futures: dict[str, Future[LayerResult]] = {}
+    payloads: dict[str, LayerSample | PreparedLayer] = {}
+    copies = find_copies(samples)
+    for alias, sample in samples.items():
+        if alias in copies:
+            continue
+        request = figures.get(alias) if figures else None
+        try:
+            if pool is None:
+                futures[alias] = _done(run_layer(sample, options, request))
+                continue
+            on_cpu = sample.points is None or sample.points.device.type == "cpu"
+            payload = sample if on_cpu else prepare_layer(sample, options)
+            if isinstance(payload, LayerResult):
+                futures[alias] = _done(payload)
+                continue
+            payloads[alias] = payload
+            futures[alias] = pool.submit(run_layer, payload, options, request)
+        except Exception as err:
+            future: Future[LayerResult] = Future()
+            future.set_exception(err)
+            futures[alias] = future
+    for alias, original in copies.items():
+        futures[alias] = futures[original]
+        if original in payloads:
+            payloads[alias] = payloads[original]
+    n = max((s.points.shape[0] for s in samples.values() if s.points is not None), default=0)
+    labels = next((s.labels for s in samples.values() if s.labels is not None), None)
+    counts = {} if labels is None else dict(zip(*(t.tolist() for t in labels.unique(return_counts=True)), strict=True))
+    measurement = Measurement(list(samples), futures, payloads, options, score, n, epoch, step, counts)
+    measurement.copies = copies
+    return measurement
+
+
+def find_copies(samples: Mapping[str, LayerSample]) -> dict[str, str]:
+    """``{layer: earlier layer}`` for layers whose sample equals an earlier one exactly (an identity module, the
+    model's output after its last layer, a pooling layer after a 1 x 1 feature map): measured once."""
+    seen: list[tuple[str, Any]] = []
+    copies: dict[str, str] = {}
+    for alias, sample in samples.items():
+        x = sample.points
+        if x is None or sample.problems:
+            continue
+        match = next((a for a, y in seen if y.shape == x.shape and y.device == x.device and torch.equal(y, x)), None)
+        if match is None:
+            seen.append((alias, x))
+        else:
+            copies[alias] = match
+    return copies
+
+
+def measure(
+    samples: Mapping[str, LayerSample],
+    options: MeasureOptions,
+    *,
+    score: Score | None = None,
+    pool: WorkerPool | None = None,
+    on_error: OnError = "warn",
+    epoch: int | None = None,
+    step: int | None = None,
+) -> TopologyReport:
+    """:func:`start_measurement` and wait for its report."""
+    return start_measurement(samples, options, score=score, pool=pool, epoch=epoch, step=step).report(on_error)
+
+
+def check_problems(
+    report: TopologyReport,
+    on_error: OnError,
+    warn: Callable[[tuple[Any, ...], str], None],
+    source: str = "lightning-topo",
+    when: str = "",
+) -> None:
+    """Raise (``on_error="raise"``) or warn about every problem of ``report``, and about a NaN score.
+
+    ``warn(key, message)`` decides how often a message is shown (the callback: once per layer and kind per fit).
+    Messages read "{source}: layer 'x' {when}: {why}; its metrics are NaN."
+    """
+    when = f" {when}" if when else ""
+    for layer in report.layers:
+        kinds = report.problems.get(layer, {})
+        if not kinds:
+            continue
+        why = report.problem_text(layer)
+        if on_error == "raise":
+            raise RuntimeError(f"{source}: layer {layer!r}{when} could not be measured: {why}.")
+        lost = all(math.isnan(v) for v in report.metrics[layer].values())
+        consequence = "its metrics are NaN" if lost else "the affected metrics are NaN"
+        for kind in kinds:
+            warn((layer, kind), f"{source}: layer {layer!r}{when}: {kinds[kind]}; {consequence}.")
+    if report.score_problem is not None:
+        warn(("score",), f"{source}{when}: {report.score_problem}.")

@@ -1,0 +1,421 @@
+"""``TopologyMonitor``: per-layer topology and geometry of a network's representations, inside any Trainer.
+
+Only the Lightning hooks live here, each a guard and a call: capture (:mod:`lightning_topo.capture`), DDP
+(:mod:`.ddp`), the measurement queue and pool (:mod:`.queue`), and logging (:mod:`.publish`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_warn
+from typing_extensions import override
+
+from lightning_topo._warnings import TopologyWarning, WarningLedger
+from lightning_topo.capture import ActivationCapture, LayerSpec, resolve_layers
+from lightning_topo.engine import check_problems
+from lightning_topo.functional.registry import DEFAULT_DESCRIPTORS
+from lightning_topo.monitor.ddp import broadcast, gather_samples
+from lightning_topo.monitor.publish import Publisher
+from lightning_topo.monitor.queue import Finished, MeasurementQueue
+from lightning_topo.options import (
+    OPTION_NAMES,
+    Backend,
+    Compute,
+    Metric,
+    MonitorOptions,
+    Normalize,
+    OnError,
+    Reduce,
+    Sample,
+    build_options,
+)
+from lightning_topo.report import TopologyReport
+
+__all__ = ["TopologyMonitor"]
+
+
+class TopologyMonitor(Callback):
+    r"""Measure the topology and geometry of layer representations at the end of validation epochs.
+
+    At every ``every_n_epochs``-th validation epoch (never during the sanity check), forward hooks keep the
+    activations of a fixed set of validation examples (the first ``n_samples``, or ``num_classes`` equal
+    shares by label with ``sample="stratified"``), one vector per example (``reduce``). Once the set is full
+    the hooks are removed and the rest of the validation set runs untouched; memory stays bounded by
+    ``n_samples`` x the reduced width per layer. At the end of the epoch, per layer: distances (normalised by
+    the 0.9 quantile by default), optionally a farthest-point subsample of ``ph_samples`` points,
+    Vietoris-Rips persistence up to ``maxdim`` (giotto-ph), descriptors and intrinsic dimension.
+
+    Logged scalars (epoch level, through ``pl_module.log``, so every logger and ``EarlyStopping`` sees them):
+
+    ==============================================  =================================================================
+    key                                             meaning
+    ==============================================  =================================================================
+    ``topo/{layer}/betti_{q}``                      Betti number of dimension q at ``betti_scale`` of the normalised
+                                                    filtration (essential bars counted: ``betti_0 >= 1``)
+    ``topo/{layer}/total_persistence_{q}``          sum of finite lifetimes of dimension q (the lifespan sum)
+    ``topo/{layer}/entropy_{q}``                    normalised persistence entropy in [0, 1] (0 for < 2 bars)
+    ``topo/{layer}/max_persistence_{q}``            longest finite lifetime (opt-in)
+    ``topo/{layer}/amplitude_{q}``                  Wasserstein-2 amplitude (opt-in)
+    ``topo/{layer}/n_long_{q}``                     bars longer than ``long_fraction`` of the range (opt-in)
+    ``topo/{layer}/id_twonn``                       TwoNN intrinsic dimension (on the full sample)
+    ``topo/{layer}/id_mle``, ``id_phdim``           MLE and PH-dimension (opt-in)
+    ``topo/score``                                  the configured ``score`` (stable key; re-logged on epochs
+                                                    without measurement so monitors never miss it)
+    ``topo/time_s``                                 wall time of the epoch-end computation
+    ==============================================  =================================================================
+
+    ``{layer}`` is the module name (``get_layer_names(model)``) or its alias; the network input is ``input``
+    and the model's own output ``output``. A layer whose output holds NaN or Inf, is constant, or cannot be
+    measured logs NaN for its keys and raises a :class:`TopologyWarning` naming the layer and epoch; the
+    other layers and the run go on (``on_error="raise"`` raises instead). Every rank logs the same keys and
+    values: under DDP the samples of all ranks are gathered, rank 0 computes, and the results are broadcast.
+
+    Args:
+        layers: which layers: ``None`` (the input, the model's top-level layers, and its output; at most about
+            a dozen), a list of module names or module types, a dict ``{name: alias}``, a regular expression
+            matched against every name, or a module type.
+        n_samples: examples measured per epoch (shared across DDP ranks).
+        maxdim: highest homology dimension (0, 1 or 2).
+        every_n_epochs: measure at epochs 0, n, 2n, ... .
+        score: a name in ``lightning_topo.scores.SCORES`` (``"id_last"``, default; ``"phdim_last"``,
+            ``"lifespan_sum"``, ``"decay"``; each documents its direction and adds the descriptors it needs), a
+            callable ``f(report) -> float``, or ``None``; logged as ``topo/score``. :meth:`early_stopping` and
+            :meth:`model_checkpoint` return callbacks monitoring it in the right direction.
+        score_mode: direction of a callable score (``"min"`` or ``"max"``); named scores set their own.
+        reduce: per-example reduction: ``"auto"`` (global average pooling of 4-D conv outputs, flatten
+            otherwise), ``"flatten"``, ``"mean"`` (average over every dimension after the channels) or
+            ``"project"`` (flatten, then a seeded Gaussian projection to ``max_features`` when wider).
+        max_features: target width of ``reduce="project"``.
+        sample: ``"first"`` (the first ``n_samples`` validation examples) or ``"stratified"`` (the first
+            ``n_samples // num_classes`` examples of each class).
+        num_classes: number of classes, required by ``sample="stratified"``.
+        label_fn: ``f(batch) -> (B,) integer labels``; default ``batch[1]`` when it is an integer tensor.
+        output_transform: ``f(layer_output) -> Tensor`` for layers returning tuples, dicts or objects; by default
+            the first tensor is used (with a one-time warning).
+        descriptors: which descriptors to log, among ``betti``, ``total_persistence``, ``entropy``,
+            ``max_persistence``, ``amplitude``, ``n_long`` (one key per homology dimension) and ``id_twonn``,
+            ``id_mle``, ``id_phdim``.
+        metric: ``"euclidean"`` or ``"cosine"``.
+        normalize: distance normalisation: ``"quantile"`` (0.9 quantile), ``"median"``, ``"max"`` or ``None``.
+        ph_samples: compute persistence on a farthest-point subsample of this size (ID uses the full sample).
+        betti_scale: filtration value of the logged Betti numbers (in normalised units).
+        long_fraction: a bar is long when it exceeds this fraction of the filtration range (``n_long``).
+        n_threads: giotto-ph threads per persistence call (-1: all cores).
+        on_error: ``"warn"`` (default; NaN metrics and a warning) or ``"raise"``.
+        seed: seed of the projections and subsamples.
+        prefix: first part of every logged key.
+        compute: ``"sync"`` (default) computes at the epoch end and logs through ``pl_module.log``;
+            ``"async"`` hands the work to a worker process and returns at once, and the results go straight to
+            the loggers at the step of the epoch they belong to when ready (all are flushed by the end of
+            ``fit``, also when it stops early or fails). Async results never reach ``callback_metrics``, so
+            combining it with an ``EarlyStopping``/``ModelCheckpoint`` on a ``topo/`` key is refused at set-up.
+        workers: processes computing layers in parallel (giotto-ph holds the GIL, so threads would not help).
+            ``"auto"``: one per core up to the number of layers when ``n_samples >= 256`` and ``maxdim >= 1``
+            (below that a layer takes milliseconds and runs in the main process), at least one with
+            ``compute="async"``. ``0`` computes in the main process. The pool is kept warm across epochs.
+        max_scale: stop every filtration at this (normalised) scale: much cheaper, and Betti numbers and curves
+            below it are exact; classes alive at ``max_scale`` become essential and leave the lifetime sums.
+        backend: ``"giotto"`` or ``"gudhi"`` (GUDHI's Ripser, when installed) for the persistence call.
+        log_figures: draw figures for loggers that show images (TensorBoard; loggers with ``log_image``):
+            ``True`` at every measurement, an integer ``k`` at every k-th, ``False`` never. Tags:
+            ``topo/{layer}/betti_curves``, ``topo/{layer}/diagram``, ``topo/{layer}/betti_evolution`` (from the
+            second measurement) and ``topo/depth_profile``; about 0.2 s per layer on 2 CPU cores. A TensorBoard
+            custom-scalars layout (one chart per descriptor across layers, one per layer with its Betti
+            numbers) is registered once.
+        save_diagrams: write each measurement's diagrams and Betti curves (``topology/epoch_{k}.npz``) and
+            scalars (``topology/epoch_{k}.json``) under the logger's directory, for ``lightning-topo report``.
+
+    Raises:
+        ValueError: for invalid arguments here, or (at set-up) unknown layer names, listing the close matches.
+
+    Example:
+        >>> from lightning_topo import TopologyMonitor
+        >>> monitor = TopologyMonitor(layers=["encoder", "head"], n_samples=256, maxdim=1)
+        >>> monitor.state_key
+        "TopologyMonitor{'layers': ['encoder', 'head'], 'n_samples': 256, 'maxdim': 1, 'prefix': 'topo'}"
+    """
+
+    def __init__(
+        self,
+        layers: LayerSpec = None,
+        *,
+        n_samples: int = 512,
+        maxdim: int = 1,
+        every_n_epochs: int = 1,
+        score: str | Callable[[TopologyReport], float] | None = "id_last",
+        score_mode: Literal["min", "max"] = "min",
+        reduce: Reduce = "auto",
+        max_features: int = 256,
+        sample: Sample = "first",
+        num_classes: int | None = None,
+        label_fn: Callable[[Any], torch.Tensor] | None = None,
+        output_transform: Callable[[Any], torch.Tensor] | None = None,
+        descriptors: Sequence[str] = DEFAULT_DESCRIPTORS,
+        metric: Metric = "euclidean",
+        normalize: Normalize = "quantile",
+        ph_samples: int | None = None,
+        betti_scale: float = 0.2,
+        long_fraction: float = 0.1,
+        n_threads: int = -1,
+        on_error: OnError = "warn",
+        seed: int = 0,
+        prefix: str = "topo",
+        compute: Compute = "sync",
+        workers: int | Literal["auto"] = "auto",
+        max_scale: float | None = None,
+        backend: Backend = "giotto",
+        log_figures: bool | int = True,
+        save_diagrams: bool = False,
+    ) -> None:
+        super().__init__()
+        arguments = locals()
+        self.layers = layers
+        # the measurement options are validated once, the same way as in `analyze` and the metrics
+        self.options = build_options(**{name: arguments[name] for name in OPTION_NAMES})
+        self.settings = MonitorOptions(every_n_epochs, prefix, compute, workers, log_figures, save_diagrams)
+        self._publisher = Publisher(prefix, self.settings.figure_every, self.settings.save_diagrams)
+        self._queue = MeasurementQueue(self.options, self.settings)
+        self._warn = WarningLedger(lambda message: rank_zero_warn(message, category=TopologyWarning))
+        self._capture: ActivationCapture | None = None
+        self._last_epoch: int | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return self.options.n_samples
+
+    @property
+    def maxdim(self) -> int:
+        return self.options.measure.maxdim
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.prefix
+
+    @property
+    def score_mode(self) -> str:
+        """The direction of ``topo/score``: ``"min"`` or ``"max"``."""
+        return self.options.score.mode if self.options.score is not None else "min"
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """``[{"epoch": e, "scalars": {key: value}}]``, one entry per measurement (kept in checkpoints)."""
+        return self._publisher.history
+
+    @property
+    def last_report(self) -> TopologyReport | None:
+        """The most recent complete report."""
+        return self._publisher.last_report
+
+    @property
+    @override
+    def state_key(self) -> str:
+        layers: Any = self.layers
+        if isinstance(layers, Mapping):
+            layers = dict(layers)
+        elif isinstance(layers, type):
+            layers = layers.__name__
+        elif isinstance(layers, list | tuple):
+            layers = [getattr(x, "__name__", x) for x in layers]
+        return self._generate_state_key(layers=layers, n_samples=self.n_samples, maxdim=self.maxdim, prefix=self.prefix)
+
+    # set-up and tear-down ------------------------------------------------------------------------------------
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._capture is not None:
+            self._capture.stop()
+        quota = -(-self.n_samples // max(trainer.world_size, 1))  # each rank's share, rounded up
+        self._capture = ActivationCapture(pl_module, resolve_layers(pl_module, self.layers), self.options, quota)
+        self._warn.reset()
+        if self.settings.compute == "async":
+            self._refuse_watchers(trainer)
+        if trainer.is_global_zero and stage in ("fit", "validate"):
+            self._queue.open(len(self._capture.layers))  # the workers start now, not at the first measurement
+        ph_samples = self.options.measure.ph_samples
+        if ph_samples is not None and ph_samples >= self.n_samples:
+            rank_zero_warn(
+                f"`ph_samples={ph_samples}` >= `n_samples={self.n_samples}`: no subsampling happens.",
+                category=TopologyWarning,
+            )
+
+    def _refuse_watchers(self, trainer: pl.Trainer) -> None:
+        watchers = [
+            type(cb).__name__
+            for cb in trainer.callbacks  # type: ignore[attr-defined]
+            if isinstance(getattr(cb, "monitor", None), str) and cb.monitor.startswith(f"{self.prefix}/")
+        ]
+        if watchers:
+            raise ValueError(
+                f"TopologyMonitor(compute='async') logs its results later, at the step they belong to, so "
+                f"{', '.join(watchers)} monitoring a `{self.prefix}/...` key would never see them in time. "
+                "Use compute='sync' to stop or checkpoint on a topological score."
+            )
+
+    @override
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._capture is not None:
+            self._capture.stop()
+        try:
+            self._flush(trainer, wait=True)
+        finally:
+            self._queue.close()
+
+    @override
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if self._capture is not None:
+            self._capture.stop()
+        try:
+            self._flush(trainer, wait=True)  # results of finished measurements are not lost when the run dies
+        except Exception as err:  # the run's own exception is the one to report
+            rank_zero_warn(f"TopologyMonitor could not log pending results: {err}", category=TopologyWarning)
+        finally:
+            self._queue.close()  # Lightning does not call `teardown` on callbacks after an exception
+
+    # capture ----------------------------------------------------------------------------------------------
+    def _due(self, trainer: pl.Trainer) -> bool:
+        if trainer.sanity_checking:
+            return False
+        if trainer.state.fn != "fit":
+            return True
+        epoch = trainer.current_epoch
+        return epoch % self.settings.every_n_epochs == 0 and self._last_epoch != epoch
+
+    @override
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._capture is not None and self._due(trainer):
+            self._capture.start()
+
+    @override
+    def on_validation_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if self._capture is not None and dataloader_idx == 0:
+            self._capture.begin_batch(batch)
+
+    @override
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if self._capture is not None and dataloader_idx == 0:
+            self._capture.end_batch()
+
+    # measure and log --------------------------------------------------------------------------------------
+    @override
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._flush(trainer, wait=False)
+        if self._capture is None or not self._capture.active:
+            self._relog_score(trainer, pl_module)
+            return
+        self._last_epoch = trainer.current_epoch
+        samples = gather_samples(trainer, self._capture.finish())
+        if trainer.is_global_zero:
+            self._warn_if_short(samples)
+            requests = self._publisher.figure_requests(trainer, list(samples), trainer.current_epoch)
+            self._queue.submit(samples, trainer.current_epoch, trainer.global_step, requests)
+        if self.settings.compute == "sync":
+            finished = next(self._queue.ready(wait=True)) if trainer.is_global_zero else None
+            report = broadcast(trainer, None if finished is None else finished.report)  # the same on every rank
+            assert report is not None
+            self._publish(trainer, finished or Finished(report, {}, None), pl_module)
+
+    def _warn_if_short(self, samples: Mapping[str, Any]) -> None:
+        n = max((s.points.shape[0] for s in samples.values() if s.points is not None), default=0)
+        if 0 < n < self.n_samples:
+            self._warn(
+                ("short",),
+                f"TopologyMonitor measured {n} examples, fewer than `n_samples={self.n_samples}`: the validation set "
+                "(or a class, with sample='stratified') is smaller.",
+            )
+
+    def _publish(self, trainer: pl.Trainer, finished: Finished, pl_module: pl.LightningModule | None) -> None:
+        report = finished.report
+        when = f"at epoch {report.epoch}"
+        check_problems(report, self.options.on_error, self._warn, source="TopologyMonitor", when=when)
+        self._publisher.publish(trainer, report, finished.images, finished.requests, pl_module)
+
+    def _flush(self, trainer: pl.Trainer, wait: bool) -> None:
+        """Log every finished background measurement at its own step (all of them with ``wait=True``)."""
+        logged = False
+        for finished in self._queue.ready(wait):
+            self._publish(trainer, finished, None)
+            logged = True
+        if logged and wait:
+            for logger in trainer.loggers:
+                logger.save()
+
+    @override
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if len(self._queue):
+            self._flush(trainer, wait=False)
+
+    @override
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._flush(trainer, wait=True)
+
+    @override
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn != "fit":  # trainer.validate(): nothing runs afterwards to wait for the results
+            self._flush(trainer, wait=True)
+
+    def _relog_score(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """On an epoch without measurement, log the last score again so `topo/score` is never missing.
+
+        ``EarlyStopping`` and ``ModelCheckpoint`` read their monitor after every validation; ``ModelCheckpoint``
+        raises when it is missing. A repeated value never counts as an improvement, so ``patience`` counts
+        validation epochs: use :meth:`early_stopping`, which scales it by ``every_n_epochs``.
+        """
+        if trainer.sanity_checking or self.options.score is None or not self.history:
+            return
+        if self.settings.compute == "async":
+            return
+        last = self.history[-1]["scalars"].get(f"{self.prefix}/score")
+        if last is not None:
+            sync = trainer.world_size > 1
+            pl_module.log(f"{self.prefix}/score", last, on_step=False, on_epoch=True, sync_dist=sync, batch_size=1)
+
+    # helpers for users --------------------------------------------------------------------------------------
+    def early_stopping(self, patience: int = 3, **kwargs: Any) -> EarlyStopping:
+        """A ready ``EarlyStopping`` on ``topo/score`` with the score's direction.
+
+        ``patience`` counts *measurements*; it is multiplied by ``every_n_epochs`` since the score is re-logged
+        on the epochs in between. Other keyword arguments go to ``EarlyStopping`` (e.g. ``min_delta``).
+
+        Example:
+            >>> monitor = TopologyMonitor(score="id_last", every_n_epochs=2)
+            >>> stopper = monitor.early_stopping(patience=3)
+            >>> stopper.monitor, stopper.mode, stopper.patience
+            ('topo/score', 'min', 6)
+        """
+        if self.options.score is None:
+            raise ValueError("Expected a `score` on the monitor to stop on; it was created with score=None.")
+        kwargs.setdefault("mode", self.score_mode)
+        return EarlyStopping(monitor=f"{self.prefix}/score", patience=patience * self.settings.every_n_epochs, **kwargs)
+
+    def model_checkpoint(self, **kwargs: Any) -> ModelCheckpoint:
+        """A ready ``ModelCheckpoint`` keeping the best ``topo/score`` (keyword arguments go to it)."""
+        if self.options.score is None:
+            raise ValueError("Expected a `score` on the monitor to checkpoint on; it was created with score=None.")
+        kwargs.setdefault("mode", self.score_mode)
+        return ModelCheckpoint(monitor=f"{self.prefix}/score", **kwargs)
+
+    # checkpoints --------------------------------------------------------------------------------------------
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"version": 1, "last_epoch": self._last_epoch, **self._publisher.state_dict()}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._publisher.load_state_dict(state_dict)
+        self._last_epoch = state_dict.get("last_epoch")

@@ -1,0 +1,113 @@
+"""The measurements in flight and the worker pool they run on.
+
+Every measurement is queued: ``compute="sync"`` waits for it at once, ``compute="async"`` collects it at a later
+hook. The pool is started once per fit (warm across measurements) and falls back to the main process, with one
+warning, if its workers die.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from lightning_topo._warnings import warn_once
+from lightning_topo.engine import FigureRequest, LayerSample, Measurement, WorkerPool, auto_workers, start_measurement
+from lightning_topo.options import MonitorOptions, Options
+from lightning_topo.report import TopologyReport
+
+__all__ = ["Finished", "MeasurementQueue"]
+
+
+@dataclass
+class Finished:
+    """A measurement whose report is complete."""
+
+    report: TopologyReport
+    images: dict[str, dict[str, np.ndarray]]
+    requests: dict[str, FigureRequest] | None
+
+
+class MeasurementQueue:
+    """Starts measurements on the pool (or here) and hands them back, oldest first, once complete."""
+
+    def __init__(self, options: Options, settings: MonitorOptions) -> None:
+        self.options = options
+        self.settings = settings
+        self._pool: WorkerPool | None = None
+        self._serial = False  # the pool broke once: compute here from now on
+        self._pending: list[tuple[Measurement, dict[str, FigureRequest] | None]] = []
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def workers(self, n_layers: int) -> int:
+        """How many worker processes a measurement of ``n_layers`` layers uses."""
+        if self._serial:
+            return 0
+        return auto_workers(
+            self.settings.workers,
+            n_layers=n_layers,
+            n_samples=self.options.n_samples,
+            maxdim=self.options.measure.maxdim,
+            background=self.settings.compute == "async",
+        )
+
+    def open(self, n_layers: int) -> None:
+        """Start the pool now (when it will be used), so that its workers are ready by the first measurement."""
+        workers = self.workers(n_layers)
+        if workers and self._pool is None:
+            self._pool = WorkerPool(workers)
+            self._pool.warm_up()
+
+    def submit(
+        self,
+        samples: dict[str, LayerSample],
+        epoch: int | None,
+        step: int | None,
+        requests: dict[str, FigureRequest] | None,
+    ) -> None:
+        """Start measuring ``samples`` (on the pool when there is one)."""
+        self.open(len(samples))
+        measure = self.options.measure
+        if self._pool is not None:
+            measure = replace(measure, n_threads=self._pool.threads)
+        measurement = start_measurement(
+            samples,
+            measure,
+            score=self.options.score,
+            pool=self._pool,
+            figures=requests,
+            epoch=epoch,
+            step=step,
+        )
+        self._pending.append((measurement, requests))
+
+    def ready(self, wait: bool) -> Iterator[Finished]:
+        """The complete measurements, oldest first (all of them, waiting, with ``wait=True``)."""
+        while self._pending and (wait or self._pending[0][0].done()):
+            measurement, requests = self._pending.pop(0)
+            try:
+                report = measurement.report(self.options.on_error)
+            except BaseException:
+                self._pending.clear()
+                raise
+            if measurement.pool_broke and self._pool is not None:
+                warn_once(
+                    "TopologyMonitor's worker processes stopped working; the layers were computed in the main "
+                    "process and will be from now on."
+                )
+                self.close()
+                self._serial = True
+            yield Finished(report, measurement.images, requests)
+
+    def close(self) -> None:
+        """Shut the pool down (pending measurements are kept; they finish in the main process if needed)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    @property
+    def pool(self) -> WorkerPool | None:
+        return self._pool

@@ -1,0 +1,257 @@
+"""Every user choice, validated once, with the same messages in every entry point.
+
+:func:`build_options` turns the keyword arguments that ``TopologyMonitor``, ``analyze``, ``rank_models`` and the
+metrics share into an :class:`Options`: the capture choices, the score, and the :class:`MeasureOptions` that
+travel to the worker processes (picklable: no user callables). Each score adds the descriptors it needs here, so
+a score means the same thing wherever it is asked for. The ``Literal`` types below are the one place where the
+option sets are spelled out.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+import numpy as np
+
+from lightning_topo.functional._checks import check_choice, check_fraction, check_maxdim, check_positive_int
+from lightning_topo.functional.registry import DEFAULT_DESCRIPTORS, DESCRIPTORS, descriptor_keys
+from lightning_topo.report import TopologyReport
+from lightning_topo.scores import SCORES, Score
+
+__all__ = [
+    "Backend",
+    "Compute",
+    "MeasureOptions",
+    "Metric",
+    "Mode",
+    "MonitorOptions",
+    "Normalize",
+    "OnError",
+    "Options",
+    "Reduce",
+    "Sample",
+    "build_options",
+]
+
+Reduce = Literal["auto", "flatten", "mean", "project"]
+Metric = Literal["euclidean", "cosine"]
+Normalize = Literal["quantile", "median", "max"] | None
+Sample = Literal["first", "stratified"]
+OnError = Literal["warn", "raise"]
+Backend = Literal["giotto", "gudhi"]
+Compute = Literal["sync", "async"]
+Mode = Literal["min", "max"]
+ScoreSpec = str | Callable[[TopologyReport], float] | None
+
+_NORMALIZE = ("quantile", "median", "max", None)
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """How one layer's sample becomes numbers (see ``TopologyMonitor`` for each field's meaning).
+
+    Picklable, so it travels to the worker processes; validated on construction.
+    """
+
+    maxdim: int = 1
+    descriptors: tuple[str, ...] = DEFAULT_DESCRIPTORS
+    metric: Metric = "euclidean"
+    normalize: Normalize = "quantile"
+    ph_samples: int | None = None
+    betti_scale: float = 0.2
+    long_fraction: float = 0.1
+    n_threads: int = -1
+    seed: int = 0
+    max_scale: float | None = None
+    backend: Backend = "giotto"
+    class_descriptors: tuple[str, ...] = ()
+    class_maxdim: int = 0
+    per_class_max: int = 250
+    n_bins: int = 100
+    grid_max: float = 1.0
+    h0_tree_from: int = 4096
+    grid: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        check_maxdim(self.maxdim)
+        for name in (*self.descriptors, *self.class_descriptors):
+            check_choice("descriptors", name, tuple(DESCRIPTORS))
+        check_choice("metric", self.metric, get_args(Metric))
+        check_choice("normalize", self.normalize, _NORMALIZE)
+        if self.ph_samples is not None:
+            check_positive_int("ph_samples", self.ph_samples, minimum=3)
+        if not self.betti_scale >= 0:
+            raise ValueError(f"Expected `betti_scale` to be >= 0 but got {self.betti_scale!r}.")
+        check_fraction("long_fraction", self.long_fraction)
+        if self.max_scale is not None and not self.max_scale > 0:
+            raise ValueError(f"Expected `max_scale` to be positive but got {self.max_scale!r}.")
+        check_choice("backend", self.backend, get_args(Backend))
+        object.__setattr__(self, "grid", np.linspace(0.0, self.grid_max, self.n_bins))
+
+    @property
+    def thresh(self) -> float:
+        """The filtration threshold (``inf`` without ``max_scale``)."""
+        return math.inf if self.max_scale is None else float(self.max_scale)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """What the descriptor functions of :mod:`lightning_topo.functional.registry` read."""
+        return {"betti_scale": self.betti_scale, "long_fraction": self.long_fraction, "seed": self.seed}
+
+    def metric_keys(self) -> list[str]:
+        """Descriptor keys a layer logs, in a fixed order."""
+        return descriptor_keys(self.descriptors, self.maxdim)
+
+    def class_keys(self) -> list[str]:
+        """Descriptor keys computed per class."""
+        return descriptor_keys(self.class_descriptors, self.class_maxdim)
+
+
+@dataclass(frozen=True)
+class Options:
+    """A whole measurement: what to capture and how, the measurement itself, and the score."""
+
+    measure: MeasureOptions
+    n_samples: int = 512
+    reduce: Reduce = "auto"
+    max_features: int = 256
+    sample: Sample = "first"
+    num_classes: int | None = None
+    label_fn: Callable[[Any], Any] | None = None
+    output_transform: Callable[[Any], Any] | None = None
+    score: Score | None = None
+    on_error: OnError = "warn"
+
+
+@dataclass(frozen=True)
+class MonitorOptions:
+    """What only the callback has: when to measure, where the results go, how the work is scheduled."""
+
+    every_n_epochs: int = 1
+    prefix: str = "topo"
+    compute: Compute = "sync"
+    workers: int | Literal["auto"] = "auto"
+    log_figures: bool | int = True
+    save_diagrams: bool = False
+
+    def __post_init__(self) -> None:
+        check_positive_int("every_n_epochs", self.every_n_epochs)
+        check_choice("compute", self.compute, get_args(Compute))
+        if self.workers != "auto":
+            check_positive_int("workers", self.workers, minimum=1 if self.compute == "async" else 0)
+        if not isinstance(self.log_figures, bool):
+            check_positive_int("log_figures", self.log_figures)
+        if not isinstance(self.prefix, str) or not self.prefix or "/" in self.prefix:
+            raise ValueError(f"Expected `prefix` to be a non-empty name without '/' but got {self.prefix!r}.")
+
+    @property
+    def figure_every(self) -> int:
+        """Draw figures at every k-th measurement (0: never)."""
+        return int(self.log_figures)
+
+
+def resolve_score(score: ScoreSpec, score_mode: Mode = "min") -> Score | None:
+    """A named score from :data:`~lightning_topo.scores.SCORES`, a callable with its ``score_mode``, or ``None``."""
+    if score is None:
+        return None
+    if isinstance(score, str):
+        if score not in SCORES:
+            close = difflib.get_close_matches(score, list(SCORES), n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ValueError(
+                f"Expected `score` to be one of {sorted(SCORES)}, a callable or None but got {score!r}.{hint}"
+            )
+        return SCORES[score]
+    if callable(score):
+        mode = check_choice("score_mode", score_mode, get_args(Mode))
+        return Score(getattr(score, "__name__", "custom"), score, mode)
+    raise ValueError(f"Expected `score` to be one of {sorted(SCORES)}, a callable or None but got {score!r}.")
+
+
+def build_options(
+    *,
+    n_samples: int = 512,
+    maxdim: int = 1,
+    score: ScoreSpec = None,
+    score_mode: Mode = "min",
+    reduce: Reduce = "auto",
+    max_features: int = 256,
+    sample: Sample = "first",
+    num_classes: int | None = None,
+    label_fn: Callable[[Any], Any] | None = None,
+    output_transform: Callable[[Any], Any] | None = None,
+    descriptors: Sequence[str] = DEFAULT_DESCRIPTORS,
+    metric: Metric = "euclidean",
+    normalize: Normalize = "quantile",
+    ph_samples: int | None = None,
+    betti_scale: float = 0.2,
+    long_fraction: float = 0.1,
+    n_threads: int = -1,
+    on_error: OnError = "warn",
+    seed: int = 0,
+    max_scale: float | None = None,
+    backend: Backend = "giotto",
+) -> Options:
+    """Validate every measurement option once; the score adds the descriptors it needs.
+
+    Raises:
+        ValueError: naming the option, what was expected and what came.
+    """
+    n_samples = check_positive_int("n_samples", n_samples, minimum=3)
+    resolved = resolve_score(score, score_mode)
+    if isinstance(descriptors, str):
+        raise ValueError(f"Expected `descriptors` to be a list of names but got the string {descriptors!r}.")
+    needed = [] if resolved is None else [n for n in resolved.needs if n not in descriptors]
+    check_choice("reduce", reduce, get_args(Reduce))
+    check_choice("sample", sample, get_args(Sample))
+    if sample == "stratified" and num_classes is None:
+        raise ValueError("Expected `num_classes` with sample='stratified' (the number of equal shares).")
+    if num_classes is not None:
+        check_positive_int("num_classes", num_classes)
+    for name, fn in (("label_fn", label_fn), ("output_transform", output_transform)):
+        if fn is not None and not callable(fn):
+            raise ValueError(f"Expected `{name}` to be a callable or None but got {fn!r}.")
+    measure = MeasureOptions(
+        maxdim=check_maxdim(maxdim),
+        descriptors=tuple(dict.fromkeys([*descriptors, *needed])),
+        metric=metric,
+        normalize=normalize,
+        ph_samples=ph_samples,
+        betti_scale=float(betti_scale),
+        long_fraction=float(long_fraction),
+        n_threads=int(n_threads),
+        seed=int(seed),
+        max_scale=None if max_scale is None else float(max_scale),
+        backend=backend,
+        class_descriptors=() if resolved is None else resolved.class_needs,
+        class_maxdim=0,
+    )
+    return Options(
+        measure=measure,
+        n_samples=n_samples,
+        reduce=reduce,
+        max_features=check_positive_int("max_features", max_features),
+        sample=sample,
+        num_classes=num_classes,
+        label_fn=label_fn,
+        output_transform=output_transform,
+        score=resolved,
+        on_error=check_choice("on_error", on_error, get_args(OnError)),
+    )
+
+
+OPTION_NAMES = tuple(build_options.__code__.co_varnames[: build_options.__code__.co_kwonlyargcount])
+"""The keyword arguments every entry point accepts for a measurement."""
+
+
+def check_option_names(names: Sequence[str], where: str) -> None:
+    """Refuse unknown option names, listing the close matches."""
+    for name in names:
+        if name not in OPTION_NAMES:
+            close = difflib.get_close_matches(name, OPTION_NAMES, n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise TypeError(f"{where} got an unknown option {name!r}.{hint} Options: {', '.join(OPTION_NAMES)}.")

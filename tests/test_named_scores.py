@@ -1,0 +1,151 @@
+"""Topological scores: their values against independent computations, their directions, early stopping on them."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import skdim
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from scipy.sparse.csgraph import minimum_spanning_tree
+from scipy.spatial.distance import pdist, squareform
+
+from lightning_topo import TopologyMonitor, rank_models
+from lightning_topo import functional as F
+from lightning_topo.scores import SCORES, decay, id_last, lifespan_sum, phdim_last
+from tests._models import RecordingLogger, TinyNet, make_data, trainer
+
+
+class FrozenAfterFirstEpoch(TinyNet):
+    """Learns during epoch 0, then the learning rate is 0: representations stop changing."""
+
+    def on_train_epoch_start(self) -> None:
+        if self.current_epoch >= 1:
+            for group in self.trainer.optimizers[0].param_groups:
+                group["lr"] = 0.0
+
+
+def test_early_stopping_on_the_score_stops_a_run_whose_representations_freeze():
+    monitor = TopologyMonitor(n_samples=48, score="id_last")
+    stopper = monitor.early_stopping(patience=2)
+    tr = trainer(max_epochs=20, callbacks=[monitor, stopper])
+    tr.fit(FrozenAfterFirstEpoch())
+    assert tr.current_epoch < 20
+    assert stopper.stopped_epoch == 2
+    scores = [h["scalars"]["topo/score"] for h in monitor.history]
+    assert len(set(scores)) == 1
+
+
+def test_early_stopping_and_checkpointing_work_with_every_n_epochs(tmp_path):
+    monitor = TopologyMonitor(n_samples=48, every_n_epochs=2)
+    stopper = monitor.early_stopping(patience=2)
+    ckpt = monitor.model_checkpoint(dirpath=tmp_path, save_top_k=1)
+    logger = RecordingLogger()
+    tr = trainer(max_epochs=20, callbacks=[monitor, stopper, ckpt], enable_checkpointing=True, logger=logger)
+    tr.fit(FrozenAfterFirstEpoch())
+    # measured at 0, 2, 4; the score is re-logged on 1, 3, so it is present after every validation
+    assert [h["epoch"] for h in monitor.history] == [0, 2, 4]
+    assert len(logger.values("topo/score")) == tr.current_epoch
+    assert stopper.stopped_epoch == 4
+    assert ckpt.best_model_path
+
+
+def test_model_checkpoint_keeps_the_best_score(tmp_path):
+    monitor = TopologyMonitor(n_samples=48, score="id_last")
+    ckpt = ModelCheckpoint(dirpath=tmp_path, monitor="topo/score", mode=monitor.score_mode, save_top_k=1)
+    trainer(max_epochs=4, callbacks=[monitor, ckpt], enable_checkpointing=True).fit(TinyNet(lr=0.2))
+    scores = [h["scalars"]["topo/score"] for h in monitor.history]
+    assert float(ckpt.best_model_score) == pytest.approx(min(scores), rel=1e-6)
+    assert f"epoch={int(np.argmin(scores))}" in ckpt.best_model_path
+
+
+def test_early_stopping_on_the_score_after_resuming(tmp_path):
+    monitor = TopologyMonitor(n_samples=48)
+    trainer(
+        max_epochs=2,
+        default_root_dir=tmp_path,
+        callbacks=[monitor, ModelCheckpoint(dirpath=tmp_path, save_last=True)],
+        enable_checkpointing=True,
+    ).fit(FrozenAfterFirstEpoch())
+    resumed = TopologyMonitor(n_samples=48)
+    stopper = resumed.early_stopping(patience=2)
+    tr = trainer(max_epochs=20, callbacks=[resumed, stopper], enable_checkpointing=True, default_root_dir=tmp_path)
+    tr.fit(FrozenAfterFirstEpoch(), ckpt_path=tmp_path / "last.ckpt")
+    assert tr.current_epoch < 20
+    assert [h["epoch"] for h in resumed.history][:2] == [0, 1]
+
+
+def _hidden_features(model: TinyNet, n: int) -> torch.Tensor:
+    """The `hidden` layer's output on the first ``n`` validation examples, computed by hand."""
+    x = make_data(seed=1).tensors[0][:n]
+    with torch.no_grad():
+        return model.hidden(model.encoder(x)).double()
+
+
+def _normalised(x: np.ndarray) -> np.ndarray:
+    """Euclidean distances divided by their 0.9 quantile (over distinct pairs), with scipy and numpy only."""
+    d = squareform(pdist(x))
+    return d / np.quantile(d[np.triu_indices(len(d), 1)], 0.9)
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    """A real run measuring every layer with lifespan_sum, PH-dimension and TwoNN; the model at its end."""
+    monitor = TopologyMonitor(
+        n_samples=90, score="lifespan_sum", descriptors=["total_persistence", "id_twonn", "id_phdim", "betti"]
+    )
+    model = TinyNet()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer(max_epochs=1, callbacks=[monitor]).fit(model)
+    return monitor.last_report, model
+
+
+def test_id_last_reads_the_last_hidden_layer_and_equals_scikit_dimension(recorded):
+    report, model = recorded
+    h = _hidden_features(model, 90).numpy()
+    assert id_last(report) == report.metrics["hidden"]["id_twonn"]
+    assert id_last(report) == pytest.approx(skdim.id.TwoNN(discard_fraction=0.1).fit(h).dimension_, rel=1e-6)
+    assert math.isfinite(phdim_last(report))
+    assert phdim_last(report) == report.metrics["hidden"]["id_phdim"]
+
+
+def test_lifespan_sum_is_the_mean_per_class_mst_weight_on_the_layers_normalised_distances(recorded):
+    report, model = recorded
+    h = _hidden_features(model, 90).numpy()
+    labels = make_data(seed=1).tensors[1][:90].numpy()
+    d = _normalised(h)
+    # the H0 lifespans of a Rips filtration are the edges of a minimum spanning tree (scipy, no lightning-topo)
+    per_class = [minimum_spanning_tree(d[np.ix_(labels == c, labels == c)]).sum() for c in np.unique(labels)]
+    assert lifespan_sum(report) == pytest.approx(float(np.mean(per_class)), rel=1e-6)
+    assert report.score == lifespan_sum(report)
+    assert set(report.class_metrics["hidden"]) == {0, 1, 2}
+
+
+def test_decay_is_the_suresh_score_of_the_total_persistence_profile(recorded):
+    report, _ = recorded
+    profile = [sum(report.metrics[layer][f"total_persistence_{q}"] for q in (0, 1)) for layer in report.layers]
+    assert decay(report) == pytest.approx(F.topological_complexity_decay(profile))
+
+
+def test_named_scores_rank_a_model_known_to_be_better_first():
+    from tests._models import KnownOrder, labelled_loader
+
+    loader = labelled_loader()
+    for name, good, bad in KnownOrder.pairs():
+        ranked = rank_models({"bad": bad, "good": good}, loader, score=name, n_samples=150)
+        assert [n for n, _ in ranked] == ["good", "bad"], (name, ranked)
+    assert {name: s.mode for name, s in SCORES.items()} == dict.fromkeys(SCORES, "min")
+
+
+def test_score_directions_and_helpers():
+    assert TopologyMonitor(score=lambda r: 1.0, score_mode="max").score_mode == "max"
+    assert "id_phdim" in TopologyMonitor(score="phdim_last").options.measure.descriptors
+    with pytest.raises(ValueError, match="`score_mode`"):
+        TopologyMonitor(score=lambda r: 1.0, score_mode="up")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="score=None"):
+        TopologyMonitor(score=None).early_stopping()
+    with pytest.raises(ValueError, match="score=None"):
+        TopologyMonitor(score=None).model_checkpoint()
+    assert isinstance(TopologyMonitor().early_stopping(), EarlyStopping)

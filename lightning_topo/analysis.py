@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from lightning_topo._warnings import WarningLedger
-from lightning_topo.capture import ActivationCapture, LayerSpec, first_tensor, resolve_layers
+from lightning_topo.capture import INPUT_KEYS, ActivationCapture, LayerSpec, default_layers, resolve_layers
 from lightning_topo.engine import WorkerPool, auto_workers, check_problems, measure
 from lightning_topo.options import Mode, build_options, check_option_names
 from lightning_topo.report import TopologyReport
@@ -44,12 +44,14 @@ def analyze(
 
     Args:
         model: any ``nn.Module`` (a LightningModule included).
-        dataloader: batches; the first tensor of a batch is the input.
+        dataloader: batches, read as ``TopologyMonitor`` reads them (a tensor, ``(x, y, ...)``, a mapping or a
+            dataclass with ``input_ids``/``x``/..., ``labels``, ``attention_mask``).
         layers: as in ``TopologyMonitor``.
         n_samples: examples measured.
         maxdim: highest homology dimension.
         score: a named score or callable, stored in ``report.score`` (with its needs added to the descriptors).
-        forward: ``f(model, batch)`` running the model; default ``model(first tensor of batch)``.
+        forward: ``f(model, batch)`` running the model; default ``model(input)``, the input read from the batch
+            as the callback does (``input_fn`` to choose it).
         device: where to run the model and the batches (the model is moved back afterwards); default the device
             of the model's first parameter.
         workers: worker processes for the layers (0: here).
@@ -74,7 +76,9 @@ def analyze(
     """
     check_option_names(list(options), "analyze()")
     opts = build_options(n_samples=n_samples, maxdim=maxdim, score=score, **options)
-    capture = ActivationCapture(model, resolve_layers(model, layers), opts, opts.n_samples)
+    ledger = WarningLedger()
+    optional = default_layers(model) if layers is None else ()
+    capture = ActivationCapture(model, resolve_layers(model, layers), opts, opts.n_samples, optional, ledger)
     param = next(model.parameters(), None)
     home = param.device if param is not None else torch.device("cpu")
     target = torch.device(device) if device is not None else home
@@ -85,9 +89,13 @@ def analyze(
         with torch.no_grad():
             for batch in dataloader:
                 batch = _to_device(batch, target)
-                inputs = first_tensor(batch)
+                inputs = capture.reader.inputs(batch)
                 if inputs is None:
-                    raise ValueError("Expected every batch to hold a tensor (the model input).")
+                    raise ValueError(
+                        f"Expected every batch to hold the model input: a tensor, a tuple (x, y, ...), or a mapping or "
+                        f"dataclass with one of {', '.join(INPUT_KEYS)}; got a {type(batch).__name__}. Pass "
+                        "`input_fn=lambda batch: ...`."
+                    )
                 capture.begin_batch(batch)
                 if forward is None:
                     model(inputs)
@@ -97,6 +105,8 @@ def analyze(
                 if capture.full:
                     break
         samples = capture.finish()
+        for alias, why in capture.skipped.items():
+            ledger(("skipped", alias), f"analyze left layer {alias!r} out of the default layers: {why}.")
     finally:
         capture.stop()
         model.to(home).train(was_training)
@@ -107,7 +117,7 @@ def analyze(
     finally:
         if pool is not None:
             pool.shutdown()
-    check_problems(report, opts.on_error, WarningLedger(), source="analyze")
+    check_problems(report, opts.on_error, ledger, source="analyze")
     return report
 
 

@@ -1,7 +1,20 @@
-"""Capturing layer activations: layer resolution, forward hooks, per-sample reduction, a bounded sample buffer."""
+"""Capturing layer activations: layer names, batches, forward hooks, per-example reduction, the fixed sample.
+
+- **Layer names** (:func:`get_layer_names`, :func:`resolve_layers`): module names as in ``named_modules()``,
+  with ``torch.compile``'s ``_orig_mod`` wrappers left out, plus ``"input"`` and ``"output"``.
+- **Batches** (:class:`BatchReader`): the input, the labels and the padding mask of any batch people write:
+  a tensor, a tuple, list or namedtuple ``(x, y, ...)``, a mapping (Hugging Face style: ``input_ids``,
+  ``attention_mask``, ``labels``), a dataclass or any object with those attributes.
+- **Reduction** (:func:`reduce_samples`): one vector per example, on the layer's device, float32 or float64
+  whatever the autocast; token reductions for ``(B, T, D)`` sequence outputs that never see padded positions.
+- **The sample** (:class:`ActivationCapture`): the same examples every time (the first ``n_samples``, or equal
+  shares per class), bounded memory, hooks only while the sample fills.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import difflib
 import math
 import re
@@ -11,58 +24,117 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightning_topo._warnings import warn_once
 from lightning_topo.engine.layer import LayerSample
 from lightning_topo.options import Options, Reduce
 from lightning_topo.report import INPUT, OUTPUT
 
-__all__ = ["ActivationCapture", "LayerSpec", "default_layers", "get_layer_names", "reduce_samples", "resolve_layers"]
+__all__ = [
+    "INPUT_KEYS",
+    "LABEL_KEYS",
+    "MASK_KEYS",
+    "ActivationCapture",
+    "BatchReader",
+    "LayerSpec",
+    "default_layers",
+    "find_tensor",
+    "get_layer_names",
+    "reduce_samples",
+    "resolve_layers",
+]
 
 LayerSpec = None | str | Sequence[str | type[nn.Module]] | Mapping[str, str] | type[nn.Module]
 
+INPUT_KEYS = ("input_ids", "inputs_embeds", "pixel_values", "input_values", "input_features", "x", "input", "inputs")
+"""Keys (or attributes) read as the model input of a mapping or dataclass batch, in this order."""
+LABEL_KEYS = ("labels", "label", "y", "target", "targets")
+"""Keys (or attributes) read as the labels of a mapping or dataclass batch, in this order."""
+MASK_KEYS = ("attention_mask",)
+"""Keys (or attributes) read as the padding mask (True or 1 = a real token) of a mapping or dataclass batch."""
+
 _NOT_LAYERS: tuple[type[nn.Module], ...] = (nn.ModuleList, nn.ModuleDict, nn.modules.loss._Loss)
+# modules whose output is their input in evaluation: a copy of their neighbour, never worth a default layer
+_IDENTITY: tuple[type[nn.Module], ...] = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 _MAX_DEFAULT_LAYERS = 12
+_COMPILED = "_orig_mod"
+
+
+# layer names ---------------------------------------------------------------------------------------------------
+def _display(name: str) -> str:
+    """A module name without ``torch.compile``'s ``_orig_mod`` components."""
+    return ".".join(part for part in name.split(".") if part != _COMPILED)
+
+
+def _modules(model: nn.Module) -> dict[str, nn.Module]:
+    """``{display name: module}``; a compiled module's name maps to the module it wraps."""
+    out: dict[str, nn.Module] = {}
+    for name, module in model.named_modules():
+        out[_display(name)] = module  # the wrapped module comes after its wrapper: it wins
+    return out
+
+
+def is_compiled(model: nn.Module) -> bool:
+    """Whether ``model`` or one of its submodules went through ``torch.compile``."""
+    return (hasattr(model, "_compiler_ctx") and model._compiler_ctx is not None) or any(  # Lightning's marker
+        name.split(".")[-1] == _COMPILED for name, _ in model.named_modules()
+    )
 
 
 def get_layer_names(model: nn.Module) -> list[str]:
     """Every name ``TopologyMonitor(layers=...)`` accepts for ``model``, in definition order.
 
-    ``"input"`` is the network input (the first tensor of the batch), ``"output"`` the output of the model's
-    own ``forward``, and every other name a submodule as in ``model.named_modules()``.
+    ``"input"`` is the network input (read from the batch), ``"output"`` the output of the model's own
+    ``forward``, and every other name a submodule as in ``model.named_modules()``; ``torch.compile``'s
+    ``_orig_mod`` wrappers are left out of the names (``encoder.layer1``, not ``encoder._orig_mod.layer1``).
 
     Example:
         >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
         >>> get_layer_names(model)
         ['input', '0', '1', '2', 'output']
     """
-    names = [name for name, module in model.named_modules() if name and not isinstance(module, _NOT_LAYERS)]
+    names = [name for name, module in _modules(model).items() if name and not isinstance(module, _NOT_LAYERS)]
     return [INPUT, *names, OUTPUT]
 
 
 def default_layers(model: nn.Module) -> list[str]:
     """The input, the model's top-level layers (descending through single containers) and its output.
 
-    At most about a dozen, evenly spread over depth, always keeping the first and last.
+    At most about a dozen, evenly spread over depth, always keeping the first and the last two (the penultimate
+    representation is what the named scores read). Identity-like modules (``nn.Identity``, dropout) are left
+    out: in evaluation their output is a copy of their neighbour's.
     """
-    prefix, children = "", list(model.named_children())
-    while len(children) == 1 and len(list(children[0][1].children())) > 0:
+    modules = _modules(model)
+    prefix = ""
+    children = _children(model)
+    while len(children) == 1 and _children(children[0][1]):
         prefix = f"{prefix}{children[0][0]}."
-        children = list(children[0][1].named_children())
+        children = _children(children[0][1])
     names = [f"{prefix}{name}" for name, module in children if not _is_excluded(module)]
+    names = [name for name in names if name in modules]
     if len(names) > _MAX_DEFAULT_LAYERS - 2:
-        keep = _MAX_DEFAULT_LAYERS - 2
-        picks = sorted({round(i * (len(names) - 1) / (keep - 1)) for i in range(keep)})
-        names = [names[i] for i in picks]
+        keep = _MAX_DEFAULT_LAYERS - 3
+        picks = {round(i * (len(names) - 2) / (keep - 1)) for i in range(keep)} | {len(names) - 1}
+        names = [names[i] for i in sorted(picks)]
     return [INPUT, *names, OUTPUT]
 
 
+def _children(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Named children, looking through ``torch.compile`` wrappers."""
+    out = []
+    for name, child in module.named_children():
+        if name == _COMPILED:
+            out.extend(_children(child))
+        else:
+            while hasattr(child, _COMPILED) and isinstance(getattr(child, _COMPILED), nn.Module):
+                child = getattr(child, _COMPILED)
+            out.append((name, child))
+    return out
+
+
 def _is_excluded(module: nn.Module) -> bool:
-    if isinstance(module, _NOT_LAYERS):
+    if isinstance(module, _NOT_LAYERS + _IDENTITY):
         return True
-    try:
-        from torchmetrics import Metric
-    except ImportError:  # pragma: no cover - torchmetrics is a dependency
-        return False
+    from torchmetrics import Metric
+
     return isinstance(module, Metric)
 
 
@@ -72,14 +144,15 @@ def resolve_layers(model: nn.Module, layers: LayerSpec) -> dict[str, str]:
     Args:
         model: the model whose layers are named.
         layers: ``None`` (see :func:`default_layers`), a list of names (or module types), a dict
-            ``{name: alias}``, a regular expression matched in full against every name, or a module type.
+            ``{name: alias}``, a regular expression matched in full against every name, or a module type. Names
+            may include ``torch.compile``'s ``_orig_mod`` or not.
 
     Raises:
         ValueError: for an unknown name (listing the close matches), a pattern or type matching nothing, or
             two layers sharing an alias.
     """
     known = get_layer_names(model)
-    modules = dict(model.named_modules())
+    modules = _modules(model)
     if layers is None:
         chosen = {name: name for name in default_layers(model)}
     elif isinstance(layers, str):
@@ -93,14 +166,14 @@ def resolve_layers(model: nn.Module, layers: LayerSpec) -> dict[str, str]:
     elif isinstance(layers, type):
         chosen = _by_type(modules, [layers])
     elif isinstance(layers, Mapping):
-        chosen = {str(k): str(v) for k, v in layers.items()}
+        chosen = {_display(str(k)): str(v) for k, v in layers.items()}
     elif isinstance(layers, Iterable):
         chosen = {}
         items = list(layers)
         types = [item for item in items if isinstance(item, type)]
         for item in items:
             if isinstance(item, str):
-                chosen[item] = item
+                chosen[_display(item)] = _display(item)
             elif not isinstance(item, type):
                 raise ValueError(f"Expected layer names or module types in `layers` but got {item!r}.")
         chosen.update(_by_type(modules, types) if types else {})
@@ -134,45 +207,168 @@ def _by_type(modules: Mapping[str, nn.Module], types: Sequence[type]) -> dict[st
     return found
 
 
-def first_tensor(obj: Any) -> torch.Tensor | None:
-    """The first tensor in a tensor, a sequence or a mapping (depth first), else ``None``."""
-    if isinstance(obj, torch.Tensor):
-        return obj
-    if isinstance(obj, Mapping):
-        obj = list(obj.values())
-    if isinstance(obj, list | tuple):
-        for item in obj:
-            found = first_tensor(item)
-            if found is not None:
-                return found
+# batches and outputs -----------------------------------------------------------------------------------------
+def _field(obj: Any, keys: Sequence[str]) -> Any:
+    """The first of ``keys`` present in a mapping, or as an attribute of an object (a dataclass, an HF output)."""
+    for key in keys:
+        if isinstance(obj, Mapping):
+            if key in obj:
+                return obj[key]
+        elif not isinstance(obj, torch.Tensor | list | tuple) and hasattr(obj, key):
+            return getattr(obj, key)
     return None
 
 
-def reduce_samples(
-    x: torch.Tensor, reduce: Reduce, max_features: int, projection: Callable[[int], torch.Tensor] | None = None
-) -> torch.Tensor:
-    """One vector per sample: ``(B, ...) -> (B, F)``, on ``x``'s device, detached, float32 or float64.
+def _items(obj: Any) -> list[Any]:
+    """The parts of a structured value, in order: mapping values, sequence items, dataclass fields."""
+    if isinstance(obj, Mapping):
+        return list(obj.values())
+    if isinstance(obj, list | tuple):
+        return list(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return [getattr(obj, f.name) for f in dataclasses.fields(obj)]
+    if hasattr(obj, "to_tuple"):  # Hugging Face ModelOutput that is not a mapping
+        return list(obj.to_tuple())
+    return []
 
-    ``auto`` averages 4-D ``(B, C, H, W)`` conv outputs over space (global average pooling) and flattens the
-    rest; ``mean`` averages every dimension after the channel dimension 1; ``flatten`` flattens; ``project``
-    flattens and, where wider than ``max_features``, multiplies by a fixed Gaussian matrix (a
-    Johnson-Lindenstrauss projection that keeps pairwise distances within ``1 +- eps``).
+
+def find_tensor(obj: Any, batch_size: int | None = None) -> torch.Tensor | None:
+    """The first tensor in ``obj`` (depth first through mappings, sequences, dataclasses and Hugging Face
+    outputs) whose leading dimension is ``batch_size`` (any non-scalar tensor when ``batch_size`` is None).
+    A 0-d tensor (a loss) is never the answer."""
+    if isinstance(obj, torch.Tensor):
+        if obj.ndim == 0:
+            return None
+        if batch_size is None or obj.is_nested or obj.shape[0] == batch_size:
+            return obj
+        if obj.ndim >= 3 and obj.shape[1] == batch_size:  # a sequence-first output
+            return obj
+        return None
+    for item in _items(obj):
+        found = find_tensor(item, batch_size)
+        if found is not None:
+            return found
+    return None
+
+
+class BatchReader:
+    """Reads a batch's model input, labels (one per example) and padding mask (True = a real token).
+
+    Defaults: a tensor batch is the input; a tuple, list or namedtuple is ``(input, labels, ...)`` (labels when
+    ``batch[1]`` is one integer per example); a mapping or an object is read by key or attribute: the input from
+    :data:`INPUT_KEYS`, the labels from :data:`LABEL_KEYS`, the mask from :data:`MASK_KEYS`. ``input_fn``,
+    ``label_fn`` and ``mask_fn`` override each. Labels from ``label_fn`` must be one per example (an error
+    otherwise); default labels that are not (a language model's token labels) are left out.
+    """
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    def inputs(self, batch: Any) -> torch.Tensor | None:
+        if self.options.input_fn is not None:
+            x = self.options.input_fn(batch)
+            if not isinstance(x, torch.Tensor):
+                raise ValueError(f"Expected `input_fn` to return a tensor but got {type(x).__name__}.")
+            return x
+        if isinstance(batch, torch.Tensor):
+            return batch
+        if isinstance(batch, list | tuple):
+            return find_tensor(batch[0]) if batch else None
+        found = _field(batch, INPUT_KEYS)
+        return found if isinstance(found, torch.Tensor) else None
+
+    def labels(self, batch: Any, batch_size: int) -> torch.Tensor | None:
+        if self.options.label_fn is not None:
+            y = self.options.label_fn(batch)
+            if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.shape[0] != batch_size:
+                shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                raise ValueError(
+                    f"Expected `label_fn` to return one label per example, a tensor of shape ({batch_size},), but "
+                    f"got {shape}. Token labels (B, T) are not class labels: return one class per example."
+                )
+            return y
+        y = (batch[1] if len(batch) > 1 else None) if isinstance(batch, list | tuple) else _field(batch, LABEL_KEYS)
+        if isinstance(y, torch.Tensor) and not y.is_floating_point() and not y.is_complex():
+            return y if y.shape == (batch_size,) else None
+        return None
+
+    def mask(self, batch: Any) -> torch.Tensor | None:
+        m = self.options.mask_fn(batch) if self.options.mask_fn is not None else _field(batch, MASK_KEYS)
+        if m is None:
+            return None
+        if not isinstance(m, torch.Tensor) or m.ndim != 2:
+            raise ValueError(f"Expected the padding mask to be a (B, T) tensor but got {m!r}.")
+        return m.bool()
+
+
+# reduction ---------------------------------------------------------------------------------------------------
+_TOKEN = ("token_mean", "first_token", "last_token")
+
+
+def reduce_samples(
+    x: torch.Tensor,
+    reduce: Reduce,
+    max_features: int = 256,
+    projection: Callable[[int, torch.device], torch.Tensor] | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One vector per example: ``(B, ...) -> (B, F)``, on ``x``'s device, detached, float32 or float64.
+
+    ``auto`` averages 4-D ``(B, C, H, W)`` conv outputs over space (global average pooling), reduces 3-D
+    ``(B, T, D)`` outputs with ``token_mean`` and flattens the rest; ``mean`` averages every dimension after
+    dimension 1; ``flatten`` flattens; ``project`` flattens and, where wider than ``max_features``, multiplies by
+    a fixed Gaussian matrix (a Johnson-Lindenstrauss projection that keeps pairwise distances within ``1 +- eps``).
+    Token reductions of ``(B, T, D)``: ``token_mean`` (mean over the real tokens), ``first_token`` (the first
+    real token, a CLS token), ``last_token`` (the last real token, as for decoder models); ``mask`` is ``(B, T)``,
+    True at real tokens (all real when None). Half precision and autocast never reach the result: the reduction
+    runs in float32 (float64 inputs stay float64).
+
+    Example:
+        >>> x = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [9.0, 9.0]]])  # one example, 3 tokens, the last padded
+        >>> reduce_samples(x, "token_mean", mask=torch.tensor([[True, True, False]])).tolist()
+        [[2.0, 2.0]]
     """
     x = x.detach()
     if x.ndim == 1:
         x = x.unsqueeze(1)
-    if not x.is_floating_point() or x.dtype in (torch.float16, torch.bfloat16):
-        x = x.float()
-    if reduce == "mean" or (reduce == "auto" and x.ndim == 4):
-        x = x.mean(dim=tuple(range(2, x.ndim))) if x.ndim > 2 else x
-    x = x.reshape(x.shape[0], -1)
-    if reduce == "project" and x.shape[1] > max_features:
-        if projection is None:
-            raise ValueError("reduce='project' needs a `projection(width)` function.")
-        x = x @ projection(x.shape[1]).to(device=x.device, dtype=x.dtype)
-    return x
+    with _no_autocast(x.device):
+        if x.dtype != torch.float64:
+            x = x.float()
+        if reduce in _TOKEN or (reduce == "auto" and x.ndim == 3):
+            return _tokens(x, "token_mean" if reduce == "auto" else reduce, mask)
+        if reduce == "mean" or (reduce == "auto" and x.ndim == 4):
+            x = x.mean(dim=tuple(range(2, x.ndim))) if x.ndim > 2 else x
+        x = x.reshape(x.shape[0], -1)
+        if reduce == "project" and x.shape[1] > max_features:
+            if projection is None:
+                raise ValueError("reduce='project' needs a `projection(width, device)` function.")
+            x = x @ projection(x.shape[1], x.device).to(x.dtype)
+        return x
 
 
+def _no_autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    if device.type in ("cpu", "cuda", "xpu", "mps"):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def _tokens(x: torch.Tensor, reduce: str, mask: torch.Tensor | None) -> torch.Tensor:
+    if x.ndim != 3:
+        raise ValueError(f"Expected a (B, T, D) output for reduce={reduce!r} but got shape {tuple(x.shape)}.")
+    b, t, _ = x.shape
+    real = torch.ones(b, t, dtype=torch.bool, device=x.device) if mask is None else mask.to(x.device)
+    if reduce == "token_mean":
+        weights = real.to(x.dtype).unsqueeze(2)
+        return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+    positions = torch.arange(t, device=x.device).expand(b, t)
+    if reduce == "first_token":
+        index = torch.where(real, positions, t).amin(dim=1).clamp_max(t - 1)
+    else:
+        index = torch.where(real, positions, -1).amax(dim=1).clamp_min(0)
+    return x[torch.arange(b, device=x.device), index]
+
+
+# the sample --------------------------------------------------------------------------------------------------
 class _Selector:
     """Which rows of each batch join the fixed sample: the first ``quota`` examples, or equal shares by class."""
 
@@ -185,19 +381,6 @@ class _Selector:
         self.n_kept = 0
         self.class_counts: dict[int, int] = {}
 
-    def labels(self, batch: Any, batch_size: int) -> torch.Tensor | None:
-        """``label_fn(batch)``, else ``batch[1]`` when it is one integer label per example, else ``None``."""
-        if self.options.label_fn is not None:
-            labels = self.options.label_fn(batch)
-            if not isinstance(labels, torch.Tensor) or labels.shape[:1] != (batch_size,):
-                raise ValueError(f"Expected `label_fn` to return a tensor of {batch_size} labels but got {labels!r}.")
-            return labels.reshape(-1)
-        if isinstance(batch, list | tuple) and len(batch) > 1 and isinstance(batch[1], torch.Tensor):
-            y = batch[1]
-            if not y.is_floating_point() and not y.is_complex() and y.shape == (batch_size,):
-                return y
-        return None
-
     def rows(self, batch_size: int, labels: torch.Tensor | None) -> torch.Tensor:
         """Indices of this batch's rows to keep (and count them as kept)."""
         remaining = self.quota - self.n_kept
@@ -206,8 +389,8 @@ class _Selector:
         else:
             if labels is None:
                 raise ValueError(
-                    "sample='stratified' needs labels: pass `label_fn`, or use batches whose second element is the "
-                    "integer class tensor."
+                    "sample='stratified' needs one integer label per example: pass `label_fn`, or use batches "
+                    "whose second element (or 'labels' key) is the integer class tensor."
                 )
             per_class = max(self.quota // (self.options.num_classes or 1), 1)
             chosen: list[int] = []
@@ -220,30 +403,53 @@ class _Selector:
         return keep
 
 
+Note = Callable[[tuple[Any, ...], str], None]
+
+
 class ActivationCapture:
     """Forward hooks that keep a fixed, bounded sample of reduced activations per layer.
 
     :meth:`start` attaches the hooks; for each batch, :meth:`begin_batch` decides which rows join the sample
-    (the first ``quota`` examples, or equal shares per class) and stores the input layer, every hook keeps the
-    same rows of its layer, reduced per example; :meth:`end_batch` removes the hooks once the sample is full, so
-    the rest of the data runs untouched. :meth:`finish` returns one :class:`LayerSample` per layer and drops the
-    buffers. Hooks never outlive :meth:`finish`, :meth:`stop` or the capture itself.
+    (the first ``quota`` examples, or equal shares per class) and stores the input layer; every hook keeps the
+    same rows of its layer, reduced per example (with the batch's padding mask); :meth:`end_batch` commits them
+    and removes the hooks once the sample is full, so the rest of the data runs untouched. :meth:`finish`
+    returns one :class:`LayerSample` per layer and drops the buffers. Hooks never outlive :meth:`finish`,
+    :meth:`stop` or the capture itself. While a batch is captured, compiled code runs eagerly
+    (``torch.compiler.set_stance("force_eager")``), so compiled modules are measured exactly as written.
 
     Args:
         model: the model whose modules are hooked.
         layers: ``{module name: alias}`` as from :func:`resolve_layers`.
-        options: the measurement options (reduction, sample, labels, output transform).
+        options: the measurement options (reduction, sample, batch readers, output transform).
         quota: how many examples to keep (``n_samples``, or a rank's share of it under DDP).
+        optional: aliases chosen by default rather than by the user: one whose output cannot be aligned with
+            the batch is left out (with a note) instead of logging NaN.
+        note: ``note(key, message)`` reports something to the user once per key (a warning).
     """
 
-    def __init__(self, model: nn.Module, layers: Mapping[str, str], options: Options, quota: int) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: Mapping[str, str],
+        options: Options,
+        quota: int,
+        optional: Iterable[str] = (),
+        note: Note | None = None,
+    ) -> None:
         self.model = model
         self.layers = dict(layers)
         self.options = options
+        self.reader = BatchReader(options)
+        self.optional = set(optional)
+        self._note = note or (lambda key, message: None)
         self._selector = _Selector(options, quota)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
-        self._projections: dict[int, torch.Tensor] = {}
+        self._projections: dict[tuple[int, torch.device], torch.Tensor] = {}
+        self._layout: dict[str, int] = {}  # alias -> the token dimension of its 3-D outputs, once known
         self._input_alias = self.layers.get(INPUT)
+        self._compiled = is_compiled(model)
+        self._eager: contextlib.AbstractContextManager[Any] | None = None
+        self.skipped: dict[str, str] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -253,7 +459,9 @@ class ActivationCapture:
         self._selector.reset()
         self._keep: torch.Tensor | None = None
         self._batch_size = 0
-        self._seen: set[str] = set()
+        self._mask: torch.Tensor | None = None
+        self._pending: dict[str, torch.Tensor] = {}
+        self._calls: dict[str, int] = {}
         self.active = False
 
     @property
@@ -277,7 +485,7 @@ class ActivationCapture:
         self.active = True
         if self._handles:
             return
-        modules = dict(self.model.named_modules())
+        modules = _modules(self.model)
         for name, alias in self.layers.items():
             if name == INPUT:
                 continue
@@ -285,10 +493,11 @@ class ActivationCapture:
             self._handles.append(module.register_forward_hook(self._make_hook(alias)))
 
     def detach(self) -> None:
-        """Remove every hook (idempotent)."""
+        """Remove every hook (idempotent) and leave eager mode."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self._leave_eager()
 
     def stop(self) -> None:
         """Remove the hooks and drop the buffers."""
@@ -296,14 +505,22 @@ class ActivationCapture:
         self._reset()
 
     def __del__(self) -> None:
-        self.detach()
+        with contextlib.suppress(Exception):
+            self.detach()
 
     def _make_hook(self, alias: str) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if self._keep is None or alias in self._seen:
-                return  # not a monitored batch, or a module called twice in one batch: keep its first call
-            self._seen.add(alias)
-            self._store(alias, output)
+            if self._keep is None:
+                return  # not a monitored batch
+            calls = self._calls[alias] = self._calls.get(alias, 0) + 1
+            if calls == 2:
+                self._note(
+                    ("called twice", alias),
+                    f"Layer {alias!r} runs several times per forward pass (a shared module); lightning-topo keeps "
+                    f"its {self.options.call} call (`call='first'` or `call='last'` chooses).",
+                )
+            if calls == 1 or self.options.call == "last":
+                self._store(alias, output)
 
         return hook
 
@@ -312,52 +529,135 @@ class ActivationCapture:
         """Decide which rows of the coming forward pass to keep; store the input layer from ``batch``."""
         if not self.active or self.full:
             return
-        inputs = first_tensor(batch)
-        self._batch_size = int(inputs.shape[0]) if inputs is not None and inputs.ndim > 0 else 0
-        labels = self._selector.labels(batch, self._batch_size)
+        inputs = self.reader.inputs(batch)
+        if inputs is None:
+            self._note(
+                ("no input",),
+                f"lightning-topo cannot find the model input in a batch of type {type(batch).__name__} (expected a "
+                f"tensor, a tuple (x, y, ...), or a mapping/dataclass with one of {', '.join(INPUT_KEYS)}): pass "
+                "`input_fn=lambda batch: ...` to say where it is. The batch size is unknown, so nothing is measured.",
+            )
+            return
+        self._batch_size = int(inputs.shape[0]) if inputs.ndim > 0 else 0
+        labels = self.reader.labels(batch, self._batch_size)
+        self._mask = self.reader.mask(batch)
         keep = self._selector.rows(self._batch_size, labels)
         if len(keep) == 0:
             return
         self._keep = keep
-        self._seen = set()
+        self._pending = {}
+        self._calls = {}
         if labels is not None:
             self.labels.append(labels[keep.to(labels.device)].detach().cpu())
         if self._input_alias is not None:
-            self._seen.add(self._input_alias)
-            if inputs is None:
-                self._problem(self._input_alias, "no_tensor", "the batch holds no tensor")
-            else:
-                self._store(self._input_alias, inputs, raw=True)
+            self._store_input(inputs)
+        if self._compiled and self._eager is None:
+            self._eager = torch.compiler.set_stance("force_eager")
+            self._eager.__enter__()
 
     def end_batch(self) -> None:
-        """Close the batch; remove the hooks once the sample is full."""
+        """Commit the batch; remove the hooks once the sample is full."""
+        if self._keep is not None:
+            for alias, rows in self._pending.items():
+                self.samples[alias].append(rows)
         self._keep = None
+        self._pending = {}
+        self._leave_eager()
         if self.full:
             self.detach()
 
+    def _leave_eager(self) -> None:
+        if self._eager is not None:
+            self._eager.__exit__(None, None, None)
+            self._eager = None
+
     def _problem(self, alias: str, kind: str, message: str) -> None:
+        if alias in self.optional and kind in ("shape", "token_ids"):
+            self.skipped[alias] = message
+            return
         self.problems.setdefault(alias, {})[kind] = message
 
-    def _store(self, alias: str, output: Any, raw: bool = False) -> None:
-        if alias in self.problems:
-            return
-        tensor = output if raw else self._to_tensor(alias, output)
-        if tensor is None:
-            return
-        if tensor.ndim == 0 or tensor.shape[0] != self._batch_size:
+    def _store_input(self, inputs: torch.Tensor) -> None:
+        alias = self._input_alias
+        assert alias is not None
+        if not inputs.is_floating_point():
             self._problem(
                 alias,
-                "shape",
-                f"its output has shape {tuple(tensor.shape)}, whose first dimension is not the batch size "
-                f"{self._batch_size}",
+                "token_ids",
+                f"the input holds {inputs.dtype} values (token ids or class indices), which are not measured as "
+                "points; the first embedding layer is the input representation",
             )
             return
-        assert self._keep is not None
-        rows = tensor[self._keep.to(tensor.device)]
-        # the raw input is no conv feature map: "auto" flattens it rather than averaging its pixels away
+        # the raw input is no conv feature map: "auto" flattens images rather than averaging their pixels away,
+        # and reduces padded token sequences (B, T, D) over their real tokens
         reduce = self.options.reduce
-        reduce = "flatten" if reduce == "auto" and alias == self._input_alias else reduce
-        self.samples[alias].append(reduce_samples(rows, reduce, self.options.max_features, self._projection))
+        if reduce == "auto":
+            reduce = "token_mean" if inputs.ndim == 3 and self._mask is not None else "flatten"
+        self._reduce_and_keep(alias, inputs, reduce)
+
+    def _store(self, alias: str, output: Any) -> None:
+        if alias in self.problems or alias in self.skipped:
+            return
+        tensor = self._to_tensor(alias, output)
+        if tensor is not None:
+            self._reduce_and_keep(alias, tensor, self.options.reduce)
+
+    def _reduce_and_keep(self, alias: str, tensor: torch.Tensor, reduce: Reduce) -> None:
+        mask: torch.Tensor | None = self._mask
+        if tensor.is_nested:  # PyTorch's fast path for padded sequences: the real tokens of each example
+            lengths = torch.tensor([t.shape[0] for t in tensor.unbind()], device=tensor.device)
+            tensor = torch.nested.to_padded_tensor(tensor, 0.0)
+            mask = torch.arange(tensor.shape[1], device=tensor.device)[None, :] < lengths[:, None]
+        aligned = self._batch_first(alias, tensor)
+        if aligned is None:
+            return
+        tensor = aligned
+        tokens = tensor.ndim == 3 and (reduce in _TOKEN or reduce == "auto")
+        if tokens and mask is not None and mask.shape != tensor.shape[:2]:
+            self._note(
+                ("mask", alias),
+                f"Layer {alias!r}: the padding mask has shape {tuple(mask.shape)} but the layer has "
+                f"{tensor.shape[1]} positions, so all its positions are averaged, padding included; pass "
+                "`mask_fn` or `output_transform` to align them.",
+            )
+            mask = None
+        assert self._keep is not None
+        keep = self._keep.to(tensor.device)
+        rows = tensor[keep]
+        row_mask = None if mask is None or not tokens else mask.to(tensor.device)[keep]
+        self._pending[alias] = reduce_samples(rows, reduce, self.options.max_features, self._projection, row_mask)
+
+    def _batch_first(self, alias: str, tensor: torch.Tensor) -> torch.Tensor | None:
+        """``tensor`` with its batch dimension first (sequence-first outputs are transposed), or None."""
+        b = self._batch_size
+        if tensor.ndim == 0:
+            self._problem(alias, "shape", "its output is a scalar, not one value per example")
+            return None
+        first, second = tensor.shape[0], tensor.shape[1] if tensor.ndim > 1 else None
+        if tensor.ndim == 3 and first == b and second == b:  # (T, B, D) or (B, T, D) with T == B
+            dim = self._layout.get(alias, self.options.sequence_dim)
+            if dim is None:
+                raise ValueError(
+                    f"Layer {alias!r} has output shape {tuple(tensor.shape)}: its sequence length equals the batch "
+                    f"size {b}, so lightning-topo cannot tell which dimension holds the examples. Pass "
+                    "`sequence_dim=1` for batch-first (B, T, D) outputs or `sequence_dim=0` for sequence-first "
+                    "(T, B, D) outputs."
+                )
+            return tensor if dim == 1 else tensor.transpose(0, 1)
+        if first == b:
+            if tensor.ndim == 3:
+                self._layout.setdefault(alias, 1)
+            return tensor
+        if tensor.ndim == 3 and second == b:
+            self._layout.setdefault(alias, 0)
+            return tensor.transpose(0, 1)
+        self._problem(
+            alias,
+            "shape",
+            f"its output has shape {tuple(tensor.shape)}, not aligned with the batch of {b} examples (neither its "
+            "first nor, for sequences, its second dimension)",
+        )
+        return None
 
     def _to_tensor(self, alias: str, output: Any) -> torch.Tensor | None:
         transform = self.options.output_transform
@@ -369,39 +669,59 @@ class ActivationCapture:
             return None
         if isinstance(output, torch.Tensor):
             return output
-        tensor = first_tensor(output)
+        tensor = find_tensor(output, self._batch_size)
         if tensor is None:
-            self._problem(alias, "not_tensor", f"its output is a {type(output).__name__} holding no tensor")
+            self._problem(
+                alias,
+                "not_tensor",
+                f"its output (of type {type(output).__name__}) holds no tensor with one row per example",
+            )
             return None
-        warn_once(
-            f"Layer {alias!r} returns a {type(output).__name__}; lightning-topo uses its first tensor "
-            f"(shape {tuple(tensor.shape)}). Pass `output_transform` to choose another."
+        self._note(
+            ("structured output", alias),
+            f"Layer {alias!r} returns an object of type {type(output).__name__}; lightning-topo uses its first "
+            f"tensor with one row per example (shape {tuple(tensor.shape)}). Pass `output_transform` to choose "
+            "another.",
         )
         return tensor
 
-    def _projection(self, width: int) -> torch.Tensor:
-        if width not in self._projections:
-            seed = self.options.measure.seed
-            gen = torch.Generator().manual_seed(seed + width)
-            max_features = self.options.max_features
-            self._projections[width] = torch.randn(width, max_features, generator=gen) / math.sqrt(max_features)
-        return self._projections[width]
+    def _projection(self, width: int, device: torch.device) -> torch.Tensor:
+        key = (width, device)
+        if key not in self._projections:
+            gen = torch.Generator().manual_seed(self.options.measure.seed + width)
+            k = self.options.max_features
+            matrix = torch.randn(width, k, generator=gen) / math.sqrt(k)
+            self._projections[key] = matrix.to(device)  # copied to the layer's device once, not per batch
+        return self._projections[key]
 
     # results ---------------------------------------------------------------------------------------------
     def finish(self) -> dict[str, LayerSample]:
-        """One :class:`LayerSample` per alias (hooks removed, buffers dropped)."""
+        """One :class:`LayerSample` per measured alias (hooks removed, buffers dropped). Layers left out (see
+        ``optional``) are not in it; :attr:`skipped` says why."""
         self.detach()
         labels = torch.cat(self.labels) if self.labels else None
         out: dict[str, LayerSample] = {}
         for alias, parts in self.samples.items():
+            if alias in self.skipped:
+                continue
             problems = dict(self.problems.get(alias, {}))
             points = None
             if not problems and parts:
                 widths = {p.shape[1] for p in parts}
                 if len(widths) > 1:
-                    problems["width"] = f"its reduced width changes between batches ({sorted(widths)})"
+                    problems["width"] = (
+                        f"its reduced width changes between batches ({sorted(widths)}): a per-example reduction "
+                        "must give every example the same width (for padded sequences use a token reduction, "
+                        "reduce='token_mean')"
+                    )
                 else:
                     points = torch.cat(parts)
+            if not problems and not parts and self._compiled and alias != self._input_alias:
+                problems["not_captured"] = (
+                    "no activations were captured: its module is compiled (torch.compile) and ran without its "
+                    "hooks; compile the model with a mode that keeps Python hooks, or monitor a module outside "
+                    "the compiled region"
+                )
             out[alias] = LayerSample(points, labels, problems)
         self._reset()
         return out

@@ -24,6 +24,7 @@ from lightning_topo.scores import SCORES, Score
 
 __all__ = [
     "Backend",
+    "Call",
     "Compute",
     "MeasureOptions",
     "Metric",
@@ -37,13 +38,14 @@ __all__ = [
     "build_options",
 ]
 
-Reduce = Literal["auto", "flatten", "mean", "project"]
+Reduce = Literal["auto", "flatten", "mean", "project", "token_mean", "first_token", "last_token"]
 Metric = Literal["euclidean", "cosine"]
 Normalize = Literal["quantile", "median", "max"] | None
 Sample = Literal["first", "stratified"]
 OnError = Literal["warn", "raise"]
 Backend = Literal["giotto", "gudhi"]
 Compute = Literal["sync", "async"]
+Call = Literal["first", "last"]
 Mode = Literal["min", "max"]
 ScoreSpec = str | Callable[[TopologyReport], float] | None
 
@@ -122,7 +124,11 @@ class Options:
     sample: Sample = "first"
     num_classes: int | None = None
     label_fn: Callable[[Any], Any] | None = None
+    input_fn: Callable[[Any], Any] | None = None
+    mask_fn: Callable[[Any], Any] | None = None
     output_transform: Callable[[Any], Any] | None = None
+    sequence_dim: int | None = None
+    call: Call = "first"
     score: Score | None = None
     on_error: OnError = "warn"
 
@@ -132,6 +138,8 @@ class MonitorOptions:
     """What only the callback has: when to measure, where the results go, how the work is scheduled."""
 
     every_n_epochs: int = 1
+    every_n_validations: int = 1
+    dataloader_idx: int = 0
     prefix: str = "topo"
     compute: Compute = "sync"
     workers: int | Literal["auto"] = "auto"
@@ -140,6 +148,8 @@ class MonitorOptions:
 
     def __post_init__(self) -> None:
         check_positive_int("every_n_epochs", self.every_n_epochs)
+        check_positive_int("every_n_validations", self.every_n_validations)
+        check_positive_int("dataloader_idx", self.dataloader_idx, minimum=0)
         check_choice("compute", self.compute, get_args(Compute))
         if self.workers != "auto":
             check_positive_int("workers", self.workers, minimum=1 if self.compute == "async" else 0)
@@ -183,7 +193,11 @@ def build_options(
     sample: Sample = "first",
     num_classes: int | None = None,
     label_fn: Callable[[Any], Any] | None = None,
+    input_fn: Callable[[Any], Any] | None = None,
+    mask_fn: Callable[[Any], Any] | None = None,
     output_transform: Callable[[Any], Any] | None = None,
+    sequence_dim: int | None = None,
+    call: Call = "first",
     descriptors: Sequence[str] = DEFAULT_DESCRIPTORS,
     metric: Metric = "euclidean",
     normalize: Normalize = "quantile",
@@ -212,9 +226,20 @@ def build_options(
         raise ValueError("Expected `num_classes` with sample='stratified' (the number of equal shares).")
     if num_classes is not None:
         check_positive_int("num_classes", num_classes)
-    for name, fn in (("label_fn", label_fn), ("output_transform", output_transform)):
+    for name, fn in (
+        ("label_fn", label_fn),
+        ("input_fn", input_fn),
+        ("mask_fn", mask_fn),
+        ("output_transform", output_transform),
+    ):
         if fn is not None and not callable(fn):
             raise ValueError(f"Expected `{name}` to be a callable or None but got {fn!r}.")
+    if sequence_dim is not None and (isinstance(sequence_dim, bool) or sequence_dim not in (0, 1)):
+        raise ValueError(
+            f"Expected `sequence_dim` to be 1 (batch-first outputs, (B, T, D)), 0 (sequence-first, (T, B, D)) or "
+            f"None but got {sequence_dim!r}."
+        )
+    check_choice("call", call, get_args(Call))
     measure = MeasureOptions(
         maxdim=check_maxdim(maxdim),
         descriptors=tuple(dict.fromkeys([*descriptors, *needed])),
@@ -238,7 +263,11 @@ def build_options(
         sample=sample,
         num_classes=num_classes,
         label_fn=label_fn,
+        input_fn=input_fn,
+        mask_fn=mask_fn,
         output_transform=output_transform,
+        sequence_dim=sequence_dim,
+        call=call,
         score=resolved,
         on_error=check_choice("on_error", on_error, get_args(OnError)),
     )

@@ -145,7 +145,7 @@ def test_analyze_moves_the_model_to_the_device_and_back():
 
 
 def test_analyze_rejects_batches_without_a_tensor():
-    with pytest.raises(ValueError, match="hold a tensor"):
+    with pytest.raises(ValueError, match=r"hold the model input.*input_fn"):
         analyze(nn.Linear(2, 2), [["not", "tensors"]], layers=["input"])
 
 

@@ -268,7 +268,7 @@ def check_problems(
     when = f" {when}" if when else ""
     for layer in report.layers:
         kinds = report.problems.get(layer, {})
-        if not kinds:
+        if not kinds or layer in report.copies:  # a copy shares its original's problems: said once
             continue
         why = report.problem_text(layer)
         if on_error == "raise":

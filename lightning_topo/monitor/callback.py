@@ -16,15 +16,17 @@ from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
 from lightning_topo._warnings import TopologyWarning, WarningLedger
-from lightning_topo.capture import ActivationCapture, LayerSpec, resolve_layers
-from lightning_topo.engine import check_problems
+from lightning_topo.capture import ActivationCapture, LayerSpec, default_layers, resolve_layers
+from lightning_topo.engine import LayerSample, check_problems
 from lightning_topo.functional.registry import DEFAULT_DESCRIPTORS
 from lightning_topo.monitor.ddp import broadcast, gather_samples
 from lightning_topo.monitor.publish import Publisher
 from lightning_topo.monitor.queue import Finished, MeasurementQueue
+from lightning_topo.monitor.stopping import TopologyEarlyStopping
 from lightning_topo.options import (
     OPTION_NAMES,
     Backend,
+    Call,
     Compute,
     Metric,
     MonitorOptions,
@@ -147,14 +149,20 @@ class TopologyMonitor(Callback):
         n_samples: int = 512,
         maxdim: int = 1,
         every_n_epochs: int = 1,
+        every_n_validations: int = 1,
         score: str | Callable[[TopologyReport], float] | None = "id_last",
         score_mode: Literal["min", "max"] = "min",
         reduce: Reduce = "auto",
         max_features: int = 256,
         sample: Sample = "first",
         num_classes: int | None = None,
+        input_fn: Callable[[Any], torch.Tensor] | None = None,
         label_fn: Callable[[Any], torch.Tensor] | None = None,
+        mask_fn: Callable[[Any], torch.Tensor] | None = None,
+        sequence_dim: int | None = None,
         output_transform: Callable[[Any], torch.Tensor] | None = None,
+        call: Call = "first",
+        dataloader_idx: int = 0,
         descriptors: Sequence[str] = DEFAULT_DESCRIPTORS,
         metric: Metric = "euclidean",
         normalize: Normalize = "quantile",
@@ -177,12 +185,16 @@ class TopologyMonitor(Callback):
         self.layers = layers
         # the measurement options are validated once, the same way as in `analyze` and the metrics
         self.options = build_options(**{name: arguments[name] for name in OPTION_NAMES})
-        self.settings = MonitorOptions(every_n_epochs, prefix, compute, workers, log_figures, save_diagrams)
+        self.settings = MonitorOptions(
+            every_n_epochs, every_n_validations, dataloader_idx, prefix, compute, workers, log_figures, save_diagrams
+        )
         self._publisher = Publisher(prefix, self.settings.figure_every, self.settings.save_diagrams)
         self._queue = MeasurementQueue(self.options, self.settings)
         self._warn = WarningLedger(lambda message: rank_zero_warn(message, category=TopologyWarning))
         self._capture: ActivationCapture | None = None
-        self._last_epoch: int | None = None
+        self._run = 0  # which fit/validate call of this monitor (kept in checkpoints)
+        self._validations = 0  # validation runs seen in this run
+        self._measured = False
 
     @property
     def n_samples(self) -> int:
@@ -203,13 +215,18 @@ class TopologyMonitor(Callback):
 
     @property
     def history(self) -> list[dict[str, Any]]:
-        """``[{"epoch": e, "scalars": {key: value}}]``, one entry per measurement (kept in checkpoints)."""
+        """One entry per measurement: ``{"run", "stage", "epoch", "step", "scalars"}`` (kept in checkpoints)."""
         return self._publisher.history
 
     @property
     def last_report(self) -> TopologyReport | None:
         """The most recent complete report."""
         return self._publisher.last_report
+
+    @property
+    def measured(self) -> bool:
+        """Whether the validation run that ended last was measured (its results logged)."""
+        return self._measured
 
     @property
     @override
@@ -228,32 +245,16 @@ class TopologyMonitor(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self._capture is not None:
             self._capture.stop()
-        quota = -(-self.n_samples // max(trainer.world_size, 1))  # each rank's share, rounded up
-        self._capture = ActivationCapture(pl_module, resolve_layers(pl_module, self.layers), self.options, quota)
+        _check_trainer(self, trainer)
+        self._run += 1
+        self._validations = 0
         self._warn.reset()
-        if self.settings.compute == "async":
-            self._refuse_watchers(trainer)
+        quota = -(-self.n_samples // max(trainer.world_size, 1))  # each rank's share, rounded up
+        layers = resolve_layers(pl_module, self.layers)
+        optional = default_layers(pl_module) if self.layers is None else ()
+        self._capture = ActivationCapture(pl_module, layers, self.options, quota, optional, self._warn)
         if trainer.is_global_zero and stage in ("fit", "validate"):
-            self._queue.open(len(self._capture.layers))  # the workers start now, not at the first measurement
-        ph_samples = self.options.measure.ph_samples
-        if ph_samples is not None and ph_samples >= self.n_samples:
-            rank_zero_warn(
-                f"`ph_samples={ph_samples}` >= `n_samples={self.n_samples}`: no subsampling happens.",
-                category=TopologyWarning,
-            )
-
-    def _refuse_watchers(self, trainer: pl.Trainer) -> None:
-        watchers = [
-            type(cb).__name__
-            for cb in trainer.callbacks  # type: ignore[attr-defined]
-            if isinstance(getattr(cb, "monitor", None), str) and cb.monitor.startswith(f"{self.prefix}/")
-        ]
-        if watchers:
-            raise ValueError(
-                f"TopologyMonitor(compute='async') logs its results later, at the step they belong to, so "
-                f"{', '.join(watchers)} monitoring a `{self.prefix}/...` key would never see them in time. "
-                "Use compute='sync' to stop or checkpoint on a topological score."
-            )
+            self._queue.open(len(layers))  # the workers start now, not at the first measurement
 
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -277,15 +278,21 @@ class TopologyMonitor(Callback):
 
     # capture ----------------------------------------------------------------------------------------------
     def _due(self, trainer: pl.Trainer) -> bool:
+        """Every validation run is a measurement, subject to ``every_n_validations`` and ``every_n_epochs``."""
         if trainer.sanity_checking:
             return False
+        self._validations += 1
         if trainer.state.fn != "fit":
             return True
-        epoch = trainer.current_epoch
-        return epoch % self.settings.every_n_epochs == 0 and self._last_epoch != epoch
+        every = self.settings
+        return (
+            trainer.current_epoch % every.every_n_epochs == 0
+            and (self._validations - 1) % every.every_n_validations == 0
+        )
 
     @override
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._measured = False
         if self._capture is not None and self._due(trainer):
             self._capture.start()
 
@@ -293,7 +300,7 @@ class TopologyMonitor(Callback):
     def on_validation_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
-        if self._capture is not None and dataloader_idx == 0:
+        if self._capture is not None and dataloader_idx == self.settings.dataloader_idx:
             self._capture.begin_batch(batch)
 
     @override
@@ -306,7 +313,7 @@ class TopologyMonitor(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if self._capture is not None and dataloader_idx == 0:
+        if self._capture is not None and dataloader_idx == self.settings.dataloader_idx:
             self._capture.end_batch()
 
     # measure and log --------------------------------------------------------------------------------------
@@ -316,10 +323,12 @@ class TopologyMonitor(Callback):
         if self._capture is None or not self._capture.active:
             self._relog_score(trainer, pl_module)
             return
-        self._last_epoch = trainer.current_epoch
-        samples = gather_samples(trainer, self._capture.finish())
+        samples = self._capture.finish()
+        for alias, why in self._capture.skipped.items():
+            self._warn(("skipped", alias), f"TopologyMonitor left layer {alias!r} out of the default layers: {why}.")
+        samples = gather_samples(trainer, samples)
         if trainer.is_global_zero:
-            self._warn_if_short(samples)
+            self._check_size(trainer, samples)
             requests = self._publisher.figure_requests(trainer, list(samples), trainer.current_epoch)
             self._queue.submit(samples, trainer.current_epoch, trainer.global_step, requests)
         if self.settings.compute == "sync":
@@ -327,21 +336,35 @@ class TopologyMonitor(Callback):
             report = broadcast(trainer, None if finished is None else finished.report)  # the same on every rank
             assert report is not None
             self._publish(trainer, finished or Finished(report, {}, None), pl_module)
+            self._measured = True
 
-    def _warn_if_short(self, samples: Mapping[str, Any]) -> None:
+    def _check_size(self, trainer: pl.Trainer, samples: Mapping[str, LayerSample]) -> None:
         n = max((s.points.shape[0] for s in samples.values() if s.points is not None), default=0)
         if 0 < n < self.n_samples:
+            limit = trainer.limit_val_batches
+            cause = (
+                f"`Trainer(limit_val_batches={limit})` stops validation early"
+                if limit != 1.0
+                else "the validation set (or a class, with sample='stratified') holds fewer examples"
+            )
+            loader = f" (validation dataloader {self.settings.dataloader_idx})" if _n_loaders(trainer) > 1 else ""
             self._warn(
                 ("short",),
-                f"TopologyMonitor measured {n} examples, fewer than `n_samples={self.n_samples}`: the validation set "
-                "(or a class, with sample='stratified') is smaller.",
+                f"TopologyMonitor measured {n} examples{loader}, fewer than `n_samples={self.n_samples}`: {cause}.",
+            )
+        elif n == 0 and self.settings.dataloader_idx >= _n_loaders(trainer):
+            self._warn(
+                ("dataloader",),
+                f"TopologyMonitor(dataloader_idx={self.settings.dataloader_idx}) measured nothing: there are "
+                f"{_n_loaders(trainer)} validation dataloaders.",
             )
 
     def _publish(self, trainer: pl.Trainer, finished: Finished, pl_module: pl.LightningModule | None) -> None:
         report = finished.report
-        when = f"at epoch {report.epoch}"
+        when = f"at epoch {report.epoch} (step {report.step})"
         check_problems(report, self.options.on_error, self._warn, source="TopologyMonitor", when=when)
-        self._publisher.publish(trainer, report, finished.images, finished.requests, pl_module)
+        stage = trainer.state.fn.value if trainer.state.fn is not None else "fit"
+        self._publisher.publish(trainer, report, finished.images, finished.requests, pl_module, self._run, stage)
 
     def _flush(self, trainer: pl.Trainer, wait: bool) -> None:
         """Log every finished background measurement at its own step (all of them with ``wait=True``)."""
@@ -370,41 +393,42 @@ class TopologyMonitor(Callback):
             self._flush(trainer, wait=True)
 
     def _relog_score(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """On an epoch without measurement, log the last score again so `topo/score` is never missing.
+        """On a validation without measurement, log this run's last score again so `topo/score` is never missing.
 
-        ``EarlyStopping`` and ``ModelCheckpoint`` read their monitor after every validation; ``ModelCheckpoint``
-        raises when it is missing. A repeated value never counts as an improvement, so ``patience`` counts
-        validation epochs: use :meth:`early_stopping`, which scales it by ``every_n_epochs``.
+        ``ModelCheckpoint`` reads its monitor after every validation and warns when it is missing. A value from an
+        earlier run (a ``validate`` before ``fit``, an earlier ``fit``) is never logged as current.
         """
-        if trainer.sanity_checking or self.options.score is None or not self.history:
+        if trainer.sanity_checking or self.options.score is None or self.settings.compute == "async":
             return
-        if self.settings.compute == "async":
+        last = self.history[-1] if self.history else None
+        if last is None or last.get("run") != self._run:
             return
-        last = self.history[-1]["scalars"].get(f"{self.prefix}/score")
-        if last is not None:
+        value = last["scalars"].get(f"{self.prefix}/score")
+        if value is not None:
             sync = trainer.world_size > 1
-            pl_module.log(f"{self.prefix}/score", last, on_step=False, on_epoch=True, sync_dist=sync, batch_size=1)
+            pl_module.log(f"{self.prefix}/score", value, on_step=False, on_epoch=True, sync_dist=sync, batch_size=1)
 
     # helpers for users --------------------------------------------------------------------------------------
     def early_stopping(self, patience: int = 3, **kwargs: Any) -> EarlyStopping:
-        """A ready ``EarlyStopping`` on ``topo/score`` with the score's direction.
+        """A ready ``EarlyStopping`` on ``topo/score`` in the score's direction that counts *measurements* and
+        treats a NaN score as no improvement (:class:`~lightning_topo.monitor.stopping.TopologyEarlyStopping`).
 
-        ``patience`` counts *measurements*; it is multiplied by ``every_n_epochs`` since the score is re-logged
-        on the epochs in between. Other keyword arguments go to ``EarlyStopping`` (e.g. ``min_delta``).
+        Other keyword arguments go to ``EarlyStopping`` (e.g. ``min_delta``).
 
         Example:
             >>> monitor = TopologyMonitor(score="id_last", every_n_epochs=2)
             >>> stopper = monitor.early_stopping(patience=3)
-            >>> stopper.monitor, stopper.mode, stopper.patience
-            ('topo/score', 'min', 6)
+            >>> stopper.monitor, stopper.mode, stopper.patience, stopper.check_finite
+            ('topo/score', 'min', 3, False)
         """
         if self.options.score is None:
             raise ValueError("Expected a `score` on the monitor to stop on; it was created with score=None.")
         kwargs.setdefault("mode", self.score_mode)
-        return EarlyStopping(monitor=f"{self.prefix}/score", patience=patience * self.settings.every_n_epochs, **kwargs)
+        return TopologyEarlyStopping(self, monitor=f"{self.prefix}/score", patience=patience, **kwargs)
 
     def model_checkpoint(self, **kwargs: Any) -> ModelCheckpoint:
-        """A ready ``ModelCheckpoint`` keeping the best ``topo/score`` (keyword arguments go to it)."""
+        """A ready ``ModelCheckpoint`` keeping the best ``topo/score`` (keyword arguments go to it; a NaN score is
+        never the best)."""
         if self.options.score is None:
             raise ValueError("Expected a `score` on the monitor to checkpoint on; it was created with score=None.")
         kwargs.setdefault("mode", self.score_mode)
@@ -413,9 +437,61 @@ class TopologyMonitor(Callback):
     # checkpoints --------------------------------------------------------------------------------------------
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"version": 1, "last_epoch": self._last_epoch, **self._publisher.state_dict()}
+        return {"version": 2, "run": self._run, "validations": self._validations, **self._publisher.state_dict()}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._publisher.load_state_dict(state_dict)
-        self._last_epoch = state_dict.get("last_epoch")
+        self._run = state_dict.get("run", self._run)  # a resumed run continues the checkpoint's run
+        self._validations = state_dict.get("validations", self._validations)
+
+
+def _n_loaders(trainer: pl.Trainer) -> int:
+    return max(len(trainer.num_val_batches), 1)
+
+
+def _check_trainer(monitor: TopologyMonitor, trainer: pl.Trainer) -> None:
+    """Refuse or warn, once at set-up, about configurations that cannot work as the user expects."""
+    callbacks = list(trainer.callbacks)  # type: ignore[attr-defined]
+    prefix = monitor.prefix
+    twins = [cb for cb in callbacks if isinstance(cb, TopologyMonitor) and cb is not monitor and cb.prefix == prefix]
+    if twins:
+        raise ValueError(
+            f"Two TopologyMonitors log under the same prefix {prefix!r}: Lightning would average their "
+            f"`{prefix}/score` and `{prefix}/time_s`. Give each its own, e.g. TopologyMonitor(prefix='topo_head')."
+        )
+    watchers = [
+        cb for cb in callbacks if isinstance(getattr(cb, "monitor", None), str) and cb.monitor.startswith(f"{prefix}/")
+    ]
+    if monitor.settings.compute == "async" and watchers:
+        raise ValueError(
+            f"TopologyMonitor(compute='async') logs its results later, at the step they belong to, so "
+            f"{', '.join(type(cb).__name__ for cb in watchers)} monitoring a `{prefix}/...` key would never see them "
+            "in time. Use compute='sync' to stop or checkpoint on a topological score."
+        )
+    for cb in watchers:
+        if isinstance(cb, EarlyStopping) and not isinstance(cb, TopologyEarlyStopping) and cb.check_finite:
+            rank_zero_warn(
+                f"EarlyStopping(monitor={cb.monitor!r}) stops the run at once when the value is NaN (a layer that "
+                "could not be measured makes `topo/score` NaN), and counts validations, not measurements. "
+                "`TopologyMonitor.early_stopping()` treats NaN as no improvement and counts measurements.",
+                category=TopologyWarning,
+            )
+    every, per_epoch = monitor.settings.every_n_epochs, trainer.check_val_every_n_epoch
+    if per_epoch is not None and every > 1:
+        max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else per_epoch * every
+        validated = range(per_epoch - 1, max_epochs, per_epoch)
+        if not any(epoch % every == 0 for epoch in validated):
+            rank_zero_warn(
+                f"TopologyMonitor(every_n_epochs={every}) measures epochs 0, {every}, {2 * every}, ... but "
+                f"Trainer(check_val_every_n_epoch={per_epoch}) validates after epochs {per_epoch - 1}, "
+                f"{2 * per_epoch - 1}, ...: nothing would ever be measured. Use every_n_epochs=1 (every validation "
+                "is measured) or every_n_validations.",
+                category=TopologyWarning,
+            )
+    if monitor.options.measure.ph_samples is not None and monitor.options.measure.ph_samples >= monitor.n_samples:
+        rank_zero_warn(
+            f"`ph_samples={monitor.options.measure.ph_samples}` >= `n_samples={monitor.n_samples}`: no subsampling "
+            "happens.",
+            category=TopologyWarning,
+        )

@@ -127,10 +127,12 @@ class Publisher:
         images: dict[str, dict[str, np.ndarray]],
         requests: dict[str, FigureRequest] | None,
         pl_module: pl.LightningModule | None = None,
+        run: int = 0,
+        stage: str = "fit",
     ) -> dict[str, float]:
-        """Record ``report`` and send it out: through ``pl_module.log`` when given, else to the loggers at the
-        report's step. Returns the scalars."""
-        scalars = self._record(report)
+        """Record ``report`` (of the monitor's ``run``-th fit or validate call) and send it out: through
+        ``pl_module.log`` when given, else to the loggers at the report's step. Returns the scalars."""
+        scalars = self._record(report, run, stage)
         step = int(report.step or 0)
         if pl_module is not None:
             sync = trainer.world_size > 1
@@ -145,10 +147,12 @@ class Publisher:
                 self._figures(trainer, report, images, requests, step)
         return scalars
 
-    def _record(self, report: TopologyReport) -> dict[str, float]:
+    def _record(self, report: TopologyReport, run: int, stage: str) -> dict[str, float]:
         self.last_report = report
         scalars = report.scalars(self.prefix)
-        self.history.append({"epoch": report.epoch, "scalars": scalars})
+        self.history.append(
+            {"run": run, "stage": stage, "epoch": report.epoch, "step": report.step, "scalars": scalars}
+        )
         for layer, curves in report.betti_curves.items():
             self.curves.setdefault(layer, []).append((int(report.epoch or 0), curves))
         return scalars

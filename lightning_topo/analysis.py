@@ -6,6 +6,7 @@ The same pipeline as the callback: :func:`~lightning_topo.options.build_options`
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -50,8 +51,9 @@ def analyze(
         n_samples: examples measured.
         maxdim: highest homology dimension.
         score: a named score or callable, stored in ``report.score`` (with its needs added to the descriptors).
-        forward: ``f(model, batch)`` running the model; default ``model(input)``, the input read from the batch
-            as the callback does (``input_fn`` to choose it).
+        forward: ``f(model, batch)`` running the model; default ``model(**batch)`` for a mapping batch (the
+            entries ``forward`` takes by name, as for Hugging Face models) and ``model(input)`` otherwise, the input
+            read from the batch as the callback does (``input_fn`` chooses it).
         device: where to run the model and the batches (the model is moved back afterwards); default the device
             of the model's first parameter.
         workers: worker processes for the layers (0: here).
@@ -97,10 +99,12 @@ def analyze(
                         "`input_fn=lambda batch: ...`."
                     )
                 capture.begin_batch(batch)
-                if forward is None:
-                    model(inputs)
-                else:
+                if forward is not None:
                     forward(model, batch)
+                elif isinstance(batch, Mapping):
+                    model(**_arguments(model, batch))
+                else:
+                    model(inputs)
                 capture.end_batch()
                 if capture.full:
                     break
@@ -153,6 +157,14 @@ def rank_models(
         scored.append((name, float(report.score) if report.score is not None else math.nan))
     sign = 1.0 if direction.mode == "min" else -1.0
     return sorted(scored, key=lambda item: (math.isnan(item[1]), sign * item[1] if not math.isnan(item[1]) else 0.0))
+
+
+def _arguments(model: nn.Module, batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of a mapping batch that ``model.forward`` takes by name (all of them with ``**kwargs``)."""
+    parameters = inspect.signature(model.forward).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return dict(batch)
+    return {k: v for k, v in batch.items() if k in parameters}
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

@@ -90,8 +90,10 @@ class TopologyReport:
     # file format ------------------------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        """The file stem of this report: ``epoch_{k}`` (``epoch_0`` outside training)."""
-        return f"epoch_{self.epoch if self.epoch is not None else 0}"
+        """The file stem of this report: ``epoch_{e}_step_{s}`` (``epoch_{e}`` without a step; ``epoch_0`` outside
+        training). Several validations per epoch (``val_check_interval``) get their own files."""
+        epoch = f"epoch_{self.epoch if self.epoch is not None else 0}"
+        return epoch if self.step is None else f"{epoch}_step_{self.step}"
 
     def save(self, directory: str | os.PathLike[str], prefix: str = "topo") -> Path:
         """Write ``{name}.npz`` (diagrams, Betti curves, grid) and ``{name}.json`` (scalars, problems) into

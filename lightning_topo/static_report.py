@@ -27,7 +27,7 @@ def find_runs(logdir: str | Path) -> list[Path]:
 
 def _load(run: Path) -> tuple[list[TopologyReport], str]:
     """Every report of a run, in measurement order, and the run's key prefix."""
-    paths = sorted(run.glob("epoch_*.json"), key=lambda p: int(p.stem.split("_")[1]))
+    paths = sorted(run.glob("epoch_*.json"), key=lambda p: [int(part) for part in p.stem.split("_")[1::2]])
     prefix = json.loads(paths[-1].read_text()).get("prefix", "topo")
     return [TopologyReport.load(p) for p in paths], prefix
 

@@ -174,3 +174,102 @@ class KnownOrder(nn.Module):
             ("lifespan_sum", KnownOrder(simplifying), KnownOrder(simplifying[:1] * 4)),
             ("decay", KnownOrder(early), KnownOrder(late)),
         ]
+
+
+# sequence models -------------------------------------------------------------------------------------------------
+def token_data(n: int = 96, vocab: int = 40, max_len: int = 12, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """Variable-length token sequences (no padding yet) with a class label: which third of the vocabulary the
+    sequence's tokens mostly come from."""
+    g = torch.Generator().manual_seed(seed)
+    examples = []
+    for i in range(n):
+        label = i % 3
+        length = int(torch.randint(3, max_len + 1, (1,), generator=g))
+        low = 1 + label * (vocab - 1) // 3
+        ids = torch.randint(low, low + (vocab - 1) // 3, (length,), generator=g)
+        examples.append({"input_ids": ids, "label": torch.tensor(label)})
+    return examples
+
+
+def pad_collate(pad_to: int | None = None) -> Any:
+    """An HF-style collator: pads to the longest sequence of the batch (or to ``pad_to``) with token 0."""
+
+    def collate(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        length = pad_to or max(len(e["input_ids"]) for e in examples)
+        ids = torch.zeros(len(examples), length, dtype=torch.long)
+        mask = torch.zeros(len(examples), length, dtype=torch.long)
+        for i, e in enumerate(examples):
+            ids[i, : len(e["input_ids"])] = e["input_ids"]
+            mask[i, : len(e["input_ids"])] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": torch.stack([e["label"] for e in examples])}
+
+    return collate
+
+
+class TinyTransformer(pl.LightningModule):
+    """A padded-sequence classifier: token and learned position embeddings, ``nn.TransformerEncoder`` with a key
+    padding mask (PyTorch's nested-tensor fast path in evaluation), mean pooling over real tokens, a head."""
+
+    def __init__(self, vocab: int = 40, d: int = 16, n_classes: int = 3, nested: bool = True) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(vocab, d, padding_idx=0)
+        self.positions = nn.Embedding(64, d)
+        layer = nn.TransformerEncoderLayer(d, 2, 32, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=nested)
+        self.head = nn.Linear(d, n_classes)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        t = input_ids.shape[1]
+        h = self.embed(input_ids) + self.positions(torch.arange(t, device=input_ids.device))
+        h = self.encoder(h, src_key_padding_mask=~attention_mask.bool())
+        real = attention_mask.unsqueeze(2).to(h.dtype)
+        return self.head((h * real).sum(1) / real.sum(1))
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss = F.cross_entropy(self(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        self.log("val_loss", F.cross_entropy(logits, batch["labels"]))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(token_data(seed=1), batch_size=16, shuffle=True, collate_fn=pad_collate())  # type: ignore[arg-type]
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(token_data(), batch_size=16, collate_fn=pad_collate())  # type: ignore[arg-type]
+
+
+class TinyCausalLM(pl.LightningModule):
+    """A decoder-only language model: token + learned position embeddings, causal encoder blocks, ``(B, T, V)``
+    logits; batches ``{"input_ids", "attention_mask", "labels": (B, T)}`` as Hugging Face's LM collators make."""
+
+    def __init__(self, vocab: int = 400, d: int = 16) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(vocab, d)
+        self.positions = nn.Embedding(64, d)
+        layer = nn.TransformerEncoderLayer(d, 2, 32, dropout=0.0, batch_first=True)
+        self.blocks = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.lm_head = nn.Linear(d, vocab)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        t = input_ids.shape[1]
+        h = self.embed(input_ids) + self.positions(torch.arange(t, device=input_ids.device))
+        causal = nn.Transformer.generate_square_subsequent_mask(t, device=input_ids.device)
+        return self.lm_head(self.blocks(h, mask=causal, is_causal=True))
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        logits = self(batch["input_ids"])
+        self.log("val_loss", F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten()))
+
+    def val_dataloader(self) -> DataLoader:
+        g = torch.Generator().manual_seed(0)
+        ids = torch.randint(0, 400, (64, 24), generator=g)
+        rows = [{"input_ids": r, "attention_mask": torch.ones(24, dtype=torch.long), "labels": r} for r in ids]
+        return DataLoader(rows, batch_size=16)  # type: ignore[arg-type]

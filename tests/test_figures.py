@@ -75,10 +75,12 @@ def test_custom_scalars_layout_is_registered_once(run):
 def test_saved_diagrams_and_scalars_cover_every_epoch_and_layer(run):
     _, logger, monitor = run
     folder = Path(logger.log_dir) / "topology"
-    assert sorted(p.name for p in folder.glob("epoch_*.json")) == ["epoch_0.json", "epoch_1.json", "epoch_2.json"]
-    record = json.loads((folder / "epoch_2.json").read_text())
+    # one file per measurement, named by epoch and global step (6 training batches per epoch)
+    names = ["epoch_0_step_6.json", "epoch_1_step_12.json", "epoch_2_step_18.json"]
+    assert sorted(p.name for p in folder.glob("epoch_*.json")) == names
+    record = json.loads((folder / names[-1]).read_text())
     assert record["scalars"] == pytest.approx(monitor.history[-1]["scalars"])
-    loaded = TopologyReport.load(folder / "epoch_2.json")
+    loaded = TopologyReport.load(folder / names[-1])
     assert loaded.layers == LAYERS
     for layer, metrics in monitor.last_report.to_dict().items():
         assert loaded.metrics[layer] == pytest.approx(metrics)

@@ -22,7 +22,18 @@ from lightning_topo.functional.persistence import rips_from_distances
 from lightning_topo.functional.registry import DESCRIPTORS, diagram_descriptors, distance_descriptors
 from lightning_topo.options import MeasureOptions
 
-__all__ = ["LayerResult", "LayerSample", "PreparedLayer", "finish_layer", "measure_layer", "prepare_layer"]
+DUPLICATE_NOTE = 0.1
+"""A layer whose sample holds more than this fraction of exactly duplicated examples gets a note."""
+
+__all__ = [
+    "DUPLICATE_NOTE",
+    "LayerResult",
+    "LayerSample",
+    "PreparedLayer",
+    "finish_layer",
+    "measure_layer",
+    "prepare_layer",
+]
 
 
 @dataclass
@@ -126,6 +137,14 @@ def prepare_layer(sample: LayerSample, options: MeasureOptions) -> PreparedLayer
                         sub, options.class_maxdim, options, options.class_descriptors, None, constant
                     )
     problems = _warnings_as_problems(caught)
+    n = dist.shape[0]
+    n_duplicates = int(torch.triu(dist == 0, diagonal=1).any(dim=0).sum())
+    if n_duplicates > DUPLICATE_NOTE * n and not constant:
+        problems["duplicates"] = (
+            f"{n_duplicates} of its {n} examples ({100 * n_duplicates / n:.0f}%) are exact duplicates of others (dead "
+            "units, collapsed class features, or repeated validation examples); the intrinsic dimension counts each "
+            "distinct point once"
+        )
     if constant:
         problems = {
             "constant": "constant: every activation is equal (a dead or saturated layer?), so its topology is "

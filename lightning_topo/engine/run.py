@@ -273,9 +273,9 @@ def check_problems(
         why = report.problem_text(layer)
         if on_error == "raise":
             raise RuntimeError(f"{source}: layer {layer!r}{when} could not be measured: {why}.")
-        lost = all(math.isnan(v) for v in report.metrics[layer].values())
-        consequence = "its metrics are NaN" if lost else "the affected metrics are NaN"
+        nan = [math.isnan(v) for v in report.metrics[layer].values()]
+        consequence = "; its metrics are NaN" if all(nan) else "; the affected metrics are NaN" if any(nan) else ""
         for kind in kinds:
-            warn((layer, kind), f"{source}: layer {layer!r}{when}: {kinds[kind]}; {consequence}.")
+            warn((layer, kind), f"{source}: layer {layer!r}{when}: {kinds[kind]}{consequence}.")
     if report.score_problem is not None:
         warn(("score",), f"{source}{when}: {report.score_problem}.")

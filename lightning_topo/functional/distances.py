@@ -88,6 +88,7 @@ def pairwise_distances(
         dist = (left @ right.T).clamp_min_(0.0).sqrt_()
         del xc, left, right
         _symmetrize_(dist).fill_diagonal_(0.0)
+        _zero_duplicates_(dist, x)
         return _normalized(dist, normalize, quantile).to(dtype)
 
     gram = torch.zeros(n, n, dtype=torch.float64, device=x.device)
@@ -110,7 +111,30 @@ def pairwise_distances(
         # two zero vectors are the same point
         dist[zero[:, None] & zero[None, :]] = 0.0
     _symmetrize_(dist).fill_diagonal_(0.0)
+    _zero_duplicates_(dist, x)
     return _normalized(dist, normalize, quantile).to(dtype)
+
+
+def _zero_duplicates_(dist: torch.Tensor, x: torch.Tensor) -> None:
+    """Give exactly equal rows of ``x`` a distance of exactly 0 (a Gram matrix leaves them ~1e-6 apart).
+
+    Candidates are pairs closer than 1e-5 of the largest distance; each row is compared exactly with its first
+    candidate, one vectorised pass over ``x`` in row blocks.
+    """
+    n = dist.shape[0]
+    tol = 1e-5 * float(dist.max())
+    near = dist <= tol
+    if int(near.sum()) == n:  # only the diagonal: no two rows close enough to be equal
+        return
+    first = near.to(torch.uint8).argmax(dim=1)  # the first row within tolerance, the row itself at the latest
+    equal = torch.empty(n, dtype=torch.bool, device=x.device)
+    block = max(1, BLOCK_ELEMENTS // max(x.shape[1], 1))
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        equal[start:stop] = (x[start:stop] == x[first[start:stop]]).all(dim=1)
+    group = torch.where(equal, first, torch.arange(n, device=x.device))
+    same = group[:, None] == group[None, :]
+    dist.masked_fill_(same, 0.0)
 
 
 def _normalized(dist: torch.Tensor, normalize: Normalize, quantile: float) -> torch.Tensor:

@@ -110,7 +110,7 @@ def test_early_stopping_counts_measurements_with_several_validations_per_epoch()
 
 def test_two_monitors_with_one_prefix_are_refused_and_with_two_prefixes_both_log():
     twins = [TopologyMonitor(layers=["hidden"], n_samples=32), TopologyMonitor(layers=["encoder"], n_samples=32)]
-    with pytest.raises(ValueError, match="same prefix 'topo'.*prefix="):
+    with pytest.raises(ValueError, match=r"same prefix 'topo'.*prefix="):
         trainer(callbacks=twins).fit(TinyNet())
     logger = RecordingLogger()
     first = TopologyMonitor(layers=["hidden"], n_samples=32)

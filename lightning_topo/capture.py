@@ -540,6 +540,11 @@ class ActivationCapture:
             return
         self._batch_size = int(inputs.shape[0]) if inputs.ndim > 0 else 0
         labels = self.reader.labels(batch, self._batch_size)
+        if labels is None and self.options.measure.per_class:
+            raise ValueError(
+                "per_class=True needs one integer label per example: pass `label_fn`, or use batches whose second "
+                "element (or 'labels' key) is the integer class tensor."
+            )
         self._mask = self.reader.mask(batch)
         keep = self._selector.rows(self._batch_size, labels)
         if len(keep) == 0:

@@ -72,6 +72,7 @@ class MeasureOptions:
     backend: Backend = "giotto"
     class_descriptors: tuple[str, ...] = ()
     class_maxdim: int = 0
+    per_class: bool = False
     per_class_max: int = 250
     n_bins: int = 100
     grid_max: float = 1.0
@@ -198,6 +199,7 @@ def build_options(
     output_transform: Callable[[Any], Any] | None = None,
     sequence_dim: int | None = None,
     call: Call = "first",
+    per_class: bool = False,
     descriptors: Sequence[str] = DEFAULT_DESCRIPTORS,
     metric: Metric = "euclidean",
     normalize: Normalize = "quantile",
@@ -220,6 +222,9 @@ def build_options(
     if isinstance(descriptors, str):
         raise ValueError(f"Expected `descriptors` to be a list of names but got the string {descriptors!r}.")
     needed = [] if resolved is None else [n for n in resolved.needs if n not in descriptors]
+    score_class_needs = () if resolved is None else resolved.class_needs
+    if not isinstance(per_class, bool):
+        raise ValueError(f"Expected `per_class` to be True or False but got {per_class!r}.")
     check_choice("reduce", reduce, get_args(Reduce))
     check_choice("sample", sample, get_args(Sample))
     if sample == "stratified" and num_classes is None:
@@ -252,8 +257,10 @@ def build_options(
         seed=int(seed),
         max_scale=None if max_scale is None else float(max_scale),
         backend=backend,
-        class_descriptors=() if resolved is None else resolved.class_needs,
-        class_maxdim=0,
+        # per class: every descriptor (per_class=True), or what the score reads per class, H0 only
+        class_descriptors=tuple(dict.fromkeys([*descriptors, *needed])) if per_class else score_class_needs,
+        class_maxdim=check_maxdim(maxdim) if per_class else 0,
+        per_class=bool(per_class),
     )
     return Options(
         measure=measure,

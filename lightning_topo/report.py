@@ -47,6 +47,9 @@ class TopologyReport:
         elapsed_s: wall time of the computation.
         class_metrics: ``{layer: {class: {descriptor: value}}}`` when per-class descriptors were computed.
         class_counts: ``{class: examples}`` in the measured sample, when labels are known.
+        per_class: whether per-class descriptors were asked for (``per_class=True``): then :meth:`scalars` holds
+            ``{layer}/class_{c}/{descriptor}`` and ``{layer}/class_mean/{descriptor}``.
+        class_betti_curves: ``{layer: {class: curves}}`` with ``per_class=True``.
         copies: ``{layer: earlier layer}`` for layers whose sample equalled an earlier layer's exactly: measured
             once, logged under both names, drawn once.
     """
@@ -66,17 +69,34 @@ class TopologyReport:
     class_metrics: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
     class_counts: dict[int, int] = field(default_factory=dict)
     copies: dict[str, str] = field(default_factory=dict)
+    per_class: bool = False
+    class_betti_curves: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         """``{layer: {descriptor: value}}`` as plain floats."""
         return {layer: {k: float(v) for k, v in self.metrics[layer].items()} for layer in self.layers}
 
     def scalars(self, prefix: str = "topo") -> dict[str, float]:
-        """The flat logging dict: ``{"topo/{layer}/{descriptor}": value}``, ``topo/score`` when set, ``topo/time_s``."""
+        """The flat logging dict: ``{"topo/{layer}/{descriptor}": value}``, the per-class keys with ``per_class``,
+        ``topo/score`` when set, ``topo/time_s``."""
         out = {f"{prefix}/{layer}/{name}": float(v) for layer in self.layers for name, v in self.metrics[layer].items()}
+        if self.per_class:
+            for layer in self.layers:
+                for key, value in self.class_scalars(layer).items():
+                    out[f"{prefix}/{layer}/{key}"] = value
         if self.score is not None:
             out[f"{prefix}/score"] = float(self.score)
         out[f"{prefix}/time_s"] = float(self.elapsed_s)
+        return out
+
+    def class_scalars(self, layer: str) -> dict[str, float]:
+        """``{"class_{c}/{descriptor}": value}`` and their mean over classes, ``{"class_mean/{descriptor}": value}``."""
+        per_class = self.class_metrics.get(layer, {})
+        out = {f"class_{c}/{k}": float(v) for c, m in sorted(per_class.items()) for k, v in m.items()}
+        keys = {k for m in per_class.values() for k in m}
+        for key in sorted(keys):
+            values = [m[key] for m in per_class.values() if key in m]
+            out[f"class_mean/{key}"] = float(np.mean(values)) if values else math.nan
         return out
 
     def profile(self, descriptor: str) -> np.ndarray:
@@ -119,6 +139,7 @@ class TopologyReport:
             "problems": self.problems,
             "class_counts": {str(c): n for c, n in self.class_counts.items()},
             "copies": self.copies,
+            "per_class": self.per_class,
             "class_metrics": {
                 layer: {str(c): _jsonable(m) for c, m in per_class.items()}
                 for layer, per_class in self.class_metrics.items()
@@ -155,6 +176,7 @@ class TopologyReport:
             },
             class_counts={int(c): int(n) for c, n in record.get("class_counts", {}).items()},
             copies=dict(record.get("copies", {})),
+            per_class=bool(record.get("per_class", False)),
         )
         arrays_path = path.with_suffix(".npz")
         if arrays_path.exists():

@@ -142,6 +142,7 @@ def assemble(
 ) -> TopologyReport:
     """Fill ``report`` (its layers and metadata set) with per-layer results, then compute its score."""
     report.grid = options.grid
+    report.per_class = options.per_class
     for alias in report.layers:
         res = results[alias]
         report.metrics[alias] = dict(res.metrics)
@@ -153,6 +154,8 @@ def assemble(
             report.problems[alias] = dict(res.problems)
         if res.class_metrics:
             report.class_metrics[alias] = res.class_metrics
+        if res.class_curves:
+            report.class_betti_curves[alias] = res.class_curves
     if score is not None:
         try:
             report.score = score(report)

@@ -42,17 +42,18 @@ __all__ = ["TopologyMonitor"]
 
 
 class TopologyMonitor(Callback):
-    r"""Measure the topology and geometry of layer representations at the end of validation epochs.
+    r"""Measure the topology and geometry of layer representations at every validation run.
 
-    At every ``every_n_epochs``-th validation epoch (never during the sanity check), forward hooks keep the
-    activations of a fixed set of validation examples (the first ``n_samples``, or ``num_classes`` equal
-    shares by label with ``sample="stratified"``), one vector per example (``reduce``). Once the set is full
-    the hooks are removed and the rest of the validation set runs untouched; memory stays bounded by
-    ``n_samples`` x the reduced width per layer. At the end of the epoch, per layer: distances (normalised by
-    the 0.9 quantile by default), optionally a farthest-point subsample of ``ph_samples`` points,
-    Vietoris-Rips persistence up to ``maxdim`` (giotto-ph), descriptors and intrinsic dimension.
+    While a validation run begins (never during the sanity check), forward hooks keep the activations of a fixed
+    set of validation examples (the first ``n_samples``, or ``num_classes`` equal shares by label with
+    ``sample="stratified"``), one vector per example (``reduce``). Once the set is full the hooks are removed and
+    the rest of the validation set runs untouched; memory stays bounded by ``n_samples`` x the reduced width per
+    layer. At the end of the run, per layer: distances (normalised by their 0.9 quantile by default), optionally
+    a farthest-point subsample of ``ph_samples`` points, Vietoris-Rips persistence up to ``maxdim``
+    (giotto-ph), descriptors and intrinsic dimension; layers run in parallel worker processes.
 
-    Logged scalars (epoch level, through ``pl_module.log``, so every logger and ``EarlyStopping`` sees them):
+    Logged scalars (through ``pl_module.log`` at the validation's step, so every logger, ``EarlyStopping`` and
+    ``ModelCheckpoint`` see them):
 
     ==============================================  =================================================================
     key                                             meaning
@@ -64,41 +65,64 @@ class TopologyMonitor(Callback):
     ``topo/{layer}/max_persistence_{q}``            longest finite lifetime (opt-in)
     ``topo/{layer}/amplitude_{q}``                  Wasserstein-2 amplitude (opt-in)
     ``topo/{layer}/n_long_{q}``                     bars longer than ``long_fraction`` of the range (opt-in)
-    ``topo/{layer}/id_twonn``                       TwoNN intrinsic dimension (on the full sample)
+    ``topo/{layer}/id_twonn``                       TwoNN intrinsic dimension (on the full sample; NaN below 20
+                                                    distinct examples)
     ``topo/{layer}/id_mle``, ``id_phdim``           MLE and PH-dimension (opt-in)
-    ``topo/score``                                  the configured ``score`` (stable key; re-logged on epochs
-                                                    without measurement so monitors never miss it)
-    ``topo/time_s``                                 wall time of the epoch-end computation
+    ``topo/{layer}/class_{c}/{descriptor}``         with ``per_class=True``: each class's rows of the layer, and
+    ``topo/{layer}/class_mean/{descriptor}``        their mean over classes
+    ``topo/score``                                  the configured ``score`` (stable key; re-logged after
+                                                    validations without measurement so monitors never miss it)
+    ``topo/time_s``                                 wall time of the computation
     ==============================================  =================================================================
 
     ``{layer}`` is the module name (``get_layer_names(model)``) or its alias; the network input is ``input``
-    and the model's own output ``output``. A layer whose output holds NaN or Inf, is constant, or cannot be
-    measured logs NaN for its keys and raises a :class:`TopologyWarning` naming the layer and epoch; the
-    other layers and the run go on (``on_error="raise"`` raises instead). Every rank logs the same keys and
-    values: under DDP the samples of all ranks are gathered, rank 0 computes, and the results are broadcast.
+    and the model's own output ``output``. A layer identical to an earlier one (``output`` after the last
+    ``Linear``) is measured once and logged under both names. A layer whose output holds NaN or Inf, is
+    constant, or cannot be measured logs NaN for its keys and raises one :class:`TopologyWarning` per problem
+    and fit naming the layer and the cause; the other layers and the run go on (``on_error="raise"`` raises
+    instead). Every rank logs the same keys and values: under DDP the samples of all ranks are gathered, rank 0
+    computes, and the results are broadcast.
 
     Args:
-        layers: which layers: ``None`` (the input, the model's top-level layers, and its output; at most about
-            a dozen), a list of module names or module types, a dict ``{name: alias}``, a regular expression
-            matched against every name, or a module type.
-        n_samples: examples measured per epoch (shared across DDP ranks).
+        layers: which layers: ``None`` (the input, the model's top-level layers, the penultimate one and the
+            output; at most about a dozen; identity-like modules, an input of token ids and outputs not aligned
+            with the batch are left out), a list of module names or module types, a dict ``{name: alias}``, a
+            regular expression matched against every name, or a module type.
+        n_samples: examples measured per validation run (shared across DDP ranks).
         maxdim: highest homology dimension (0, 1 or 2).
-        every_n_epochs: measure at epochs 0, n, 2n, ... .
+        every_n_epochs: measure in epochs 0, n, 2n, ... .
+        every_n_validations: measure every k-th validation run of a fit (with ``val_check_interval`` or
+            ``check_val_every_n_epoch=None`` there are several per epoch, or no epochs at all).
         score: a name in ``lightning_topo.scores.SCORES`` (``"id_last"``, default; ``"phdim_last"``,
-            ``"lifespan_sum"``, ``"decay"``; each documents its direction and adds the descriptors it needs), a
-            callable ``f(report) -> float``, or ``None``; logged as ``topo/score``. :meth:`early_stopping` and
-            :meth:`model_checkpoint` return callbacks monitoring it in the right direction.
+            ``"lifespan_sum"``, ``"decay"``; each documents its direction, adds the descriptors it needs, and
+            reads the last *hidden* layer, never the logits), a callable ``f(report) -> float``, or ``None``;
+            logged as ``topo/score``. :meth:`early_stopping` and :meth:`model_checkpoint` return callbacks
+            monitoring it in the right direction.
         score_mode: direction of a callable score (``"min"`` or ``"max"``); named scores set their own.
-        reduce: per-example reduction: ``"auto"`` (global average pooling of 4-D conv outputs, flatten
-            otherwise), ``"flatten"``, ``"mean"`` (average over every dimension after the channels) or
-            ``"project"`` (flatten, then a seeded Gaussian projection to ``max_features`` when wider).
+        reduce: per-example reduction: ``"auto"`` (global average pooling of 4-D conv outputs, ``"token_mean"``
+            of 3-D sequence outputs, flatten otherwise), ``"flatten"``, ``"mean"`` (average over every dimension
+            after dimension 1), ``"project"`` (flatten, then a seeded Gaussian projection to ``max_features``
+            when wider), or a token reduction of ``(B, T, D)`` outputs over the real tokens: ``"token_mean"``,
+            ``"first_token"`` (a CLS token), ``"last_token"`` (decoder models).
         max_features: target width of ``reduce="project"``.
         sample: ``"first"`` (the first ``n_samples`` validation examples) or ``"stratified"`` (the first
             ``n_samples // num_classes`` examples of each class).
         num_classes: number of classes, required by ``sample="stratified"``.
-        label_fn: ``f(batch) -> (B,) integer labels``; default ``batch[1]`` when it is an integer tensor.
+        input_fn: ``f(batch) -> Tensor``, the model input; default: a tensor batch, ``batch[0]``, or the first of
+            ``input_ids``, ``inputs_embeds``, ``pixel_values``, ``input_values``, ``input_features``, ``x``,
+            ``input``, ``inputs`` of a mapping or dataclass batch.
+        label_fn: ``f(batch) -> (B,)`` integer labels, one per example; default ``batch[1]`` or the ``labels``,
+            ``label``, ``y``, ``target``, ``targets`` entry, when it is one integer per example.
+        mask_fn: ``f(batch) -> (B, T)`` padding mask, True at real tokens; default the batch's
+            ``attention_mask``. Padded positions never enter a measurement.
+        sequence_dim: where the tokens are in ``(B, T, D)``/``(T, B, D)`` layer outputs when the sequence length
+            equals the batch size (1: batch-first, 0: sequence-first); otherwise found from the batch size.
         output_transform: ``f(layer_output) -> Tensor`` for layers returning tuples, dicts or objects; by default
-            the first tensor is used (with a one-time warning).
+            their first tensor with one row per example is used (with a one-time note).
+        call: for a module called several times per forward pass, keep its ``"first"`` or ``"last"`` call.
+        per_class: also measure each class's rows of every layer (needs labels) and log ``class_{c}/...`` and
+            ``class_mean/...`` keys (Magai & Ayzenberg's per-class lifespan sums).
+        dataloader_idx: which validation dataloader the sample comes from.
         descriptors: which descriptors to log, among ``betti``, ``total_persistence``, ``entropy``,
             ``max_persistence``, ``amplitude``, ``n_long`` (one key per homology dimension) and ``id_twonn``,
             ``id_mle``, ``id_phdim``.
@@ -110,10 +134,10 @@ class TopologyMonitor(Callback):
         n_threads: giotto-ph threads per persistence call (-1: all cores).
         on_error: ``"warn"`` (default; NaN metrics and a warning) or ``"raise"``.
         seed: seed of the projections and subsamples.
-        prefix: first part of every logged key.
-        compute: ``"sync"`` (default) computes at the epoch end and logs through ``pl_module.log``;
-            ``"async"`` hands the work to a worker process and returns at once, and the results go straight to
-            the loggers at the step of the epoch they belong to when ready (all are flushed by the end of
+        prefix: first part of every logged key; two monitors on one Trainer need two prefixes.
+        compute: ``"sync"`` (default) computes at the end of the validation run and logs through
+            ``pl_module.log``; ``"async"`` hands the work to a worker process and returns at once, and the results
+            go straight to the loggers at the step they belong to when ready (all are flushed by the end of
             ``fit``, also when it stops early or fails). Async results never reach ``callback_metrics``, so
             combining it with an ``EarlyStopping``/``ModelCheckpoint`` on a ``topo/`` key is refused at set-up.
         workers: processes computing layers in parallel (giotto-ph holds the GIL, so threads would not help).
@@ -126,14 +150,14 @@ class TopologyMonitor(Callback):
         log_figures: draw figures for loggers that show images (TensorBoard; loggers with ``log_image``):
             ``True`` at every measurement, an integer ``k`` at every k-th, ``False`` never. Tags:
             ``topo/{layer}/betti_curves``, ``topo/{layer}/diagram``, ``topo/{layer}/betti_evolution`` (from the
-            second measurement) and ``topo/depth_profile``; about 0.2 s per layer on 2 CPU cores. A TensorBoard
-            custom-scalars layout (one chart per descriptor across layers, one per layer with its Betti
-            numbers) is registered once.
-        save_diagrams: write each measurement's diagrams and Betti curves (``topology/epoch_{k}.npz``) and
-            scalars (``topology/epoch_{k}.json``) under the logger's directory, for ``lightning-topo report``.
+            second measurement) and ``topo/depth_profile``. A TensorBoard custom-scalars layout is registered once.
+        save_diagrams: write each measurement's diagrams and Betti curves (``topology/epoch_{e}_step_{s}.npz``)
+            and scalars (``.json``) under the logger's directory, for ``lightning-topo report``.
 
     Raises:
-        ValueError: for invalid arguments here, or (at set-up) unknown layer names, listing the close matches.
+        ValueError: for invalid arguments here; at set-up, for unknown layer names (listing the close matches),
+            two monitors sharing a prefix, or ``compute="async"`` next to a monitor of a ``topo/`` key; at the
+            first batch, for labels that are not one per example or an ambiguous sequence layout.
 
     Example:
         >>> from lightning_topo import TopologyMonitor
@@ -162,6 +186,7 @@ class TopologyMonitor(Callback):
         sequence_dim: int | None = None,
         output_transform: Callable[[Any], torch.Tensor] | None = None,
         call: Call = "first",
+        per_class: bool = False,
         dataloader_idx: int = 0,
         descriptors: Sequence[str] = DEFAULT_DESCRIPTORS,
         metric: Metric = "euclidean",

@@ -445,3 +445,14 @@ def test_label_fn_chooses_the_labels_of_a_stratified_sample():
     bad = TopologyMonitor(layers=["hidden"], n_samples=20, sample="stratified", num_classes=2, label_fn=lambda b: 3)
     with pytest.raises(ValueError, match="`label_fn` to return one label per example"):
         trainer(max_epochs=1, callbacks=[bad]).fit(TinyNet())
+
+
+def test_time_s_is_the_wall_time_of_the_measurement():
+    import time
+
+    monitor = TopologyMonitor(layers=["hidden"], n_samples=96, workers=0)
+    start = time.perf_counter()
+    trainer(max_epochs=1, callbacks=[monitor]).fit(TinyNet())
+    wall = time.perf_counter() - start
+    elapsed = monitor.history[-1]["scalars"]["topo/time_s"]
+    assert 1e-3 < elapsed < wall  # a 96-point layer takes milliseconds, within the whole fit

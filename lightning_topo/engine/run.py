@@ -78,6 +78,7 @@ class Measurement:
         epoch: int | None,
         step: int | None,
         class_counts: dict[int, int] | None = None,
+        started: float | None = None,
     ) -> None:
         self.layers = layers
         self.class_counts = class_counts or {}
@@ -91,7 +92,7 @@ class Measurement:
         self.copies: dict[str, str] = {}
         self._futures = futures
         self._payloads = payloads
-        self._start = time.perf_counter()
+        self._start = time.perf_counter() if started is None else started
         self._finished = self._start
         for future in futures.values():
             future.add_done_callback(self._note_time)
@@ -191,6 +192,7 @@ def start_measurement(
     With a pool, CPU samples go to the workers whole; samples on an accelerator are prepared on their device
     here (distances, ID, subsample, H0 tree) and only the float32 distance matrices go to a worker.
     """
+    started = time.perf_counter()
     futures: dict[str, Future[LayerResult]] = {}
     payloads: dict[str, LayerSample | PreparedLayer] = {}
     copies = find_copies(samples)
@@ -220,7 +222,7 @@ def start_measurement(
     n = max((s.points.shape[0] for s in samples.values() if s.points is not None), default=0)
     labels = next((s.labels for s in samples.values() if s.labels is not None), None)
     counts = {} if labels is None else dict(zip(*(t.tolist() for t in labels.unique(return_counts=True)), strict=True))
-    measurement = Measurement(list(samples), futures, payloads, options, score, n, epoch, step, counts)
+    measurement = Measurement(list(samples), futures, payloads, options, score, n, epoch, step, counts, started)
     measurement.copies = copies
     return measurement
 

@@ -19,7 +19,7 @@ from lightning_topo._warnings import TopologyWarning, WarningLedger
 from lightning_topo.capture import ActivationCapture, LayerSpec, default_layers, resolve_layers
 from lightning_topo.engine import LayerSample, check_problems
 from lightning_topo.functional.registry import DEFAULT_DESCRIPTORS
-from lightning_topo.monitor.ddp import broadcast, gather_samples
+from lightning_topo.monitor.ddp import broadcast, distributed, gather_samples
 from lightning_topo.monitor.publish import Publisher
 from lightning_topo.monitor.queue import Finished, MeasurementQueue
 from lightning_topo.monitor.stopping import TopologyEarlyStopping
@@ -219,7 +219,7 @@ class TopologyMonitor(Callback):
         self._capture: ActivationCapture | None = None
         self._run = 0  # which fit/validate call of this monitor (kept in checkpoints)
         self._validations = 0  # validation runs seen in this run
-        self._measured = False
+        self._measured = self._submitted = False
 
     @property
     def n_samples(self) -> int:
@@ -317,7 +317,7 @@ class TopologyMonitor(Callback):
 
     @override
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._measured = False
+        self._measured = self._submitted = False
         if self._capture is not None and self._due(trainer):
             self._capture.start()
 
@@ -338,17 +338,38 @@ class TopologyMonitor(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if self._capture is not None and dataloader_idx == self.settings.dataloader_idx:
-            self._capture.end_batch()
+        capture = self._capture
+        if capture is None or dataloader_idx != self.settings.dataloader_idx:
+            return
+        capture.end_batch()
+        if capture.active and capture.full and not distributed(trainer):
+            # overlap: the workers measure while the rest of the validation set runs (under DDP the ranks
+            # gather their samples at the end of the run)
+            self._submit(trainer)
 
     # measure and log --------------------------------------------------------------------------------------
     @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._flush(trainer, wait=False)
-        if self._capture is None or not self._capture.active:
+        if self.settings.compute == "async":
+            self._flush(trainer, wait=False)
+        capture = self._capture
+        if capture is not None and capture.active:
+            self._submit(trainer)  # a sample that never filled up (a short validation set), or DDP
+        if not self._submitted:
             self._relog_score(trainer, pl_module)
             return
+        if self.settings.compute == "sync":
+            finished = self._queue.wait_oldest() if trainer.is_global_zero else None
+            report = broadcast(trainer, None if finished is None else finished.report)  # the same on every rank
+            assert report is not None
+            self._publish(trainer, finished or Finished(report, {}, None), pl_module)
+            self._measured = True
+
+    def _submit(self, trainer: pl.Trainer) -> None:
+        """Hand this validation run's sample to the measurement queue (rank zero; every rank gathers under DDP)."""
+        assert self._capture is not None
         samples = self._capture.finish()
+        self._submitted = True
         for alias, why in self._capture.skipped.items():
             self._warn(("skipped", alias), f"TopologyMonitor left layer {alias!r} out of the default layers: {why}.")
         samples = gather_samples(trainer, samples)
@@ -356,12 +377,6 @@ class TopologyMonitor(Callback):
             self._check_size(trainer, samples)
             requests = self._publisher.figure_requests(trainer, list(samples), trainer.current_epoch)
             self._queue.submit(samples, trainer.current_epoch, trainer.global_step, requests)
-        if self.settings.compute == "sync":
-            finished = next(self._queue.ready(wait=True)) if trainer.is_global_zero else None
-            report = broadcast(trainer, None if finished is None else finished.report)  # the same on every rank
-            assert report is not None
-            self._publish(trainer, finished or Finished(report, {}, None), pl_module)
-            self._measured = True
 
     def _check_size(self, trainer: pl.Trainer, samples: Mapping[str, LayerSample]) -> None:
         n = max((s.points.shape[0] for s in samples.values() if s.points is not None), default=0)

@@ -102,6 +102,13 @@ class MeasurementQueue:
                 self._serial = True
             yield Finished(report, measurement.images, requests)
 
+    def wait_oldest(self) -> Finished:
+        """Wait for the oldest measurement (there must be one: a bare ``next()`` would raise StopIteration,
+        which Lightning's loops read as "stop the epoch")."""
+        if not self._pending:
+            raise RuntimeError("TopologyMonitor: no measurement is pending (an internal ordering error).")
+        return next(self.ready(wait=True))
+
     def close(self) -> None:
         """Shut the pool down (pending measurements are kept; they finish in the main process if needed)."""
         if self._pool is not None:

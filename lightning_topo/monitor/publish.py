@@ -1,4 +1,5 @@
-"""Where a report goes: scalars to every logger, figures to those that show images, files to disk.
+"""Where a report goes: scalars to every logger, figures to those that show images, the Topology dashboard's summary
+to each TensorBoard writer, files to disk.
 
 Scalars go through ``pl_module.log`` when the report belongs to the validation that just ended (so
 ``EarlyStopping``/``ModelCheckpoint`` and every logger see them), or straight to the loggers at the report's step
@@ -16,6 +17,7 @@ import numpy as np
 
 from lightning_topo import plotting
 from lightning_topo._warnings import warn_once
+from lightning_topo.dashboard import add_report
 from lightning_topo.engine import FigureRequest, LayerResult
 from lightning_topo.report import TopologyReport
 
@@ -143,6 +145,8 @@ class Publisher:
                 logger.log_metrics({**scalars, "epoch": float(report.epoch or 0)}, step=step)
         if trainer.is_global_zero:
             self._files(trainer, report)
+            for writer in filter(None, map(_tensorboard_writer, trainer.loggers)):
+                add_report(writer, report, self.prefix, step)  # the Topology dashboard's data
             if requests is not None:
                 self._figures(trainer, report, images, requests, step)
         return scalars

@@ -81,7 +81,34 @@ def main() -> None:
     torch.manual_seed(0)
     tr.fit(UnevenNet())
     metrics = {k: float(v) for k, v in tr.callback_metrics.items() if k.startswith("topo/")}
+    # the same examples measured in one process: what splitting the layers across ranks must not change
+    from lightning_topo.capture import ActivationCapture, resolve_layers
+    from lightning_topo.engine import LayerSample, measure
+
+    model = tr.lightning_module
+    model.eval()
+    parts = []
+    for rank in (0, 1):
+        capture = ActivationCapture(model, resolve_layers(model, None), monitor.options, quota=24)
+        capture.start()
+        with torch.no_grad():
+            for batch in DataLoader(make_data(n=40 if rank == 0 else 17, seed=10 + rank), batch_size=8):
+                capture.begin_batch(batch)
+                model(batch[0])
+                capture.end_batch()
+        parts.append(capture.finish())
+    samples = {
+        a: LayerSample(torch.cat([p[a].points for p in parts]), torch.cat([p[a].labels for p in parts]))
+        for a in parts[0]
+    }
+    reference = measure(samples, monitor.options.measure, score=monitor.options.score)
+    last = monitor.last_report
+    payload_reference = {
+        "same_values": all(last.metrics[a] == reference.metrics[a] for a in reference.layers),
+        "same_score": last.score == reference.score,
+    }
     payload = {
+        "reference": payload_reference,
         "metrics": {k: (None if math.isnan(v) else v) for k, v in metrics.items()},
         "history_epochs": [h["epoch"] for h in monitor.history],
         "stopped_epoch": stopper.stopped_epoch,

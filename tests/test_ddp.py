@@ -38,6 +38,8 @@ def test_two_process_ddp_logs_identical_keys_and_values_on_every_rank_and_stops_
     assert rank0["stopped_epoch"] == rank1["stopped_epoch"] == 1
     # samples of both ranks were gathered: 24 per rank requested, rank 1 only has 17
     assert rank0["n_samples"] == rank1["n_samples"] == 24 + 17
+    # the ranks shared the layers: exactly the values of the same examples measured in one process
+    assert rank0["reference"] == {"same_values": True, "same_score": True}
 
 
 @pytest.mark.slow

@@ -10,7 +10,16 @@ from lightning_topo.engine.layer import (
     prepare_layer,
 )
 from lightning_topo.engine.pool import WorkerPool, auto_workers, available_cores
-from lightning_topo.engine.run import FigureRequest, Measurement, check_problems, measure, run_layer, start_measurement
+from lightning_topo.engine.run import (
+    FigureRequest,
+    Measurement,
+    assemble,
+    check_problems,
+    find_copies,
+    measure,
+    run_layer,
+    start_measurement,
+)
 
 __all__ = [
     "FigureRequest",
@@ -19,9 +28,11 @@ __all__ = [
     "Measurement",
     "PreparedLayer",
     "WorkerPool",
+    "assemble",
     "auto_workers",
     "available_cores",
     "check_problems",
+    "find_copies",
     "finish_layer",
     "measure",
     "measure_layer",

@@ -29,17 +29,24 @@ def available_cores() -> int:
 
 
 def auto_workers(
-    workers: int | Literal["auto"], *, n_layers: int, n_samples: int, maxdim: int, background: bool = False
+    workers: int | Literal["auto"],
+    *,
+    n_layers: int,
+    n_samples: int,
+    maxdim: int,
+    background: bool = False,
+    cores: int | None = None,
 ) -> int:
     """How many worker processes to use.
 
     ``"auto"``: one per core up to the number of layers when a layer is costly enough to be worth shipping to a
     process (``n_samples >= 256`` and ``maxdim >= 1``; below that a layer takes milliseconds); at least one
-    when the work must leave the main process (``background``).
+    when the work must leave the main process (``background``). ``cores``: the cores this process may use
+    (default all it sees; DDP ranks on one machine share them).
     """
     if workers != "auto":
         return int(workers)
-    cores = available_cores()
+    cores = available_cores() if cores is None else max(1, cores)
     if background:
         return max(1, min(n_layers, cores - 1))
     if cores < 2 or n_layers < 2 or maxdim == 0 or n_samples < 256:
@@ -74,9 +81,10 @@ class WorkerPool:
     owner to fall back to the main process.
     """
 
-    def __init__(self, workers: int, threads: int | None = None) -> None:
+    def __init__(self, workers: int, threads: int | None = None, cores: int | None = None) -> None:
         self.workers = workers
-        self.threads = threads if threads is not None else max(1, available_cores() // workers)
+        cores = available_cores() if cores is None else cores
+        self.threads = threads if threads is not None else max(1, cores // workers)
         self.broken = False
         self._executor = ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context(_start_method()), initializer=_init_worker

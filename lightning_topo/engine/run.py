@@ -25,7 +25,16 @@ from lightning_topo.options import MeasureOptions, OnError
 from lightning_topo.report import TopologyReport
 from lightning_topo.scores import Score
 
-__all__ = ["FigureRequest", "Measurement", "check_problems", "measure", "run_layer", "start_measurement"]
+__all__ = [
+    "FigureRequest",
+    "Measurement",
+    "assemble",
+    "check_problems",
+    "find_copies",
+    "measure",
+    "run_layer",
+    "start_measurement",
+]
 
 DrawFn = Callable[[LayerResult, "FigureRequest", np.ndarray], dict[str, np.ndarray]]
 
@@ -104,6 +113,11 @@ class Measurement:
         """Whether every layer has finished (never blocks)."""
         return all(f.done() for f in self._futures.values())
 
+    @property
+    def elapsed_s(self) -> float:
+        """Wall time from the start to the last finished layer (so far)."""
+        return (self._finished if self._futures else time.perf_counter()) - self._start
+
     def results(self, on_error: OnError = "warn") -> dict[str, LayerResult]:
         """Wait for every layer. A broken pool's layers are computed here instead."""
         out: dict[str, LayerResult] = {}
@@ -123,7 +137,7 @@ class Measurement:
     def report(self, on_error: OnError = "warn") -> TopologyReport:
         """Wait for every layer and assemble the report (score included)."""
         results = self.results(on_error)
-        elapsed = (self._finished if self._futures else time.perf_counter()) - self._start
+        elapsed = self.elapsed_s
         self.images = {alias: r.images for alias, r in results.items() if r.images and alias not in self.copies}
         report = TopologyReport(
             layers=list(self.layers),

@@ -17,9 +17,9 @@ from typing_extensions import override
 
 from lightning_topo._warnings import TopologyWarning, WarningLedger
 from lightning_topo.capture import ActivationCapture, LayerSpec, default_layers, resolve_layers
-from lightning_topo.engine import LayerSample, check_problems
+from lightning_topo.engine import LayerSample, available_cores, check_problems
 from lightning_topo.functional.registry import DEFAULT_DESCRIPTORS
-from lightning_topo.monitor.ddp import broadcast, distributed, gather_samples
+from lightning_topo.monitor.ddp import distributed, gather_samples, measure_shared
 from lightning_topo.monitor.publish import Publisher
 from lightning_topo.monitor.queue import Finished, MeasurementQueue
 from lightning_topo.monitor.stopping import TopologyEarlyStopping
@@ -80,8 +80,8 @@ class TopologyMonitor(Callback):
     ``Linear``) is measured once and logged under both names. A layer whose output holds NaN or Inf, is
     constant, or cannot be measured logs NaN for its keys and raises one :class:`TopologyWarning` per problem
     and fit naming the layer and the cause; the other layers and the run go on (``on_error="raise"`` raises
-    instead). Every rank logs the same keys and values: under DDP the samples of all ranks are gathered, rank 0
-    computes, and the results are broadcast.
+    instead). Every rank logs the same keys and values: under DDP each layer's rows from every rank go to the rank
+    that measures that layer (the ranks share the layers), and every rank assembles the same report.
 
     Args:
         layers: which layers: ``None`` (the input, the model's top-level layers, the penultimate one and the
@@ -278,7 +278,9 @@ class TopologyMonitor(Callback):
         layers = resolve_layers(pl_module, self.layers)
         optional = default_layers(pl_module) if self.layers is None else ()
         self._capture = ActivationCapture(pl_module, layers, self.options, quota, optional, self._warn)
-        if trainer.is_global_zero and stage in ("fit", "validate"):
+        shared = self.settings.compute == "sync" and trainer.world_size > 1  # every rank measures its share
+        self._queue.cores = max(1, available_cores() // max(trainer.num_devices, 1)) if shared else None
+        if (trainer.is_global_zero or shared) and stage in ("fit", "validate"):
             self._queue.open(len(layers))  # the workers start now, not at the first measurement
 
     @override
@@ -350,36 +352,45 @@ class TopologyMonitor(Callback):
     # measure and log --------------------------------------------------------------------------------------
     @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.settings.compute == "async":
+        sync = self.settings.compute == "sync"
+        if not sync:
             self._flush(trainer, wait=False)
         capture = self._capture
         if capture is not None and capture.active:
-            self._submit(trainer)  # a sample that never filled up (a short validation set), or DDP
+            if sync and distributed(trainer):  # the ranks share the layers
+                finished = measure_shared(
+                    trainer, self._finish(), self._queue, self._requests(trainer), pl_module.device
+                )
+                self._publish(trainer, finished, pl_module)
+                self._measured = True
+                return
+            self._submit(trainer)  # a sample that never filled up (a short validation set), or async under DDP
         if not self._submitted:
             self._relog_score(trainer, pl_module)
-            return
-        if self.settings.compute == "sync":
-            finished = self._queue.wait_oldest() if trainer.is_global_zero else None
-            report = broadcast(trainer, None if finished is None else finished.report)  # the same on every rank
-            assert report is not None
-            self._publish(trainer, finished or Finished(report, {}, None), pl_module)
+        elif sync:
+            self._publish(trainer, self._queue.wait_oldest(), pl_module)
             self._measured = True
 
-    def _submit(self, trainer: pl.Trainer) -> None:
-        """Hand this validation run's sample to the measurement queue (rank zero; every rank gathers under DDP)."""
+    def _finish(self) -> dict[str, LayerSample]:
+        """This validation run's sample, the capture closed."""
         assert self._capture is not None
         samples = self._capture.finish()
         self._submitted = True
         for alias, why in self._capture.skipped.items():
             self._warn(("skipped", alias), f"TopologyMonitor left layer {alias!r} out of the default layers: {why}.")
-        samples = gather_samples(trainer, samples)
+        return samples
+
+    def _requests(self, trainer: pl.Trainer) -> Callable[[list[str]], Any]:
+        return lambda layers: self._publisher.figure_requests(trainer, layers, trainer.current_epoch)
+
+    def _submit(self, trainer: pl.Trainer) -> None:
+        """Hand this validation run's sample to the measurement queue (on rank zero, the ranks' samples gathered)."""
+        samples = gather_samples(trainer, self._finish())
         if trainer.is_global_zero:
-            self._check_size(trainer, samples)
-            requests = self._publisher.figure_requests(trainer, list(samples), trainer.current_epoch)
+            requests = self._requests(trainer)(list(samples))
             self._queue.submit(samples, trainer.current_epoch, trainer.global_step, requests)
 
-    def _check_size(self, trainer: pl.Trainer, samples: Mapping[str, LayerSample]) -> None:
-        n = max((s.points.shape[0] for s in samples.values() if s.points is not None), default=0)
+    def _check_size(self, trainer: pl.Trainer, n: int) -> None:
         if 0 < n < self.n_samples:
             limit = trainer.limit_val_batches
             cause = (
@@ -401,6 +412,7 @@ class TopologyMonitor(Callback):
 
     def _publish(self, trainer: pl.Trainer, finished: Finished, pl_module: pl.LightningModule | None) -> None:
         report = finished.report
+        self._check_size(trainer, report.n_samples)
         when = f"at epoch {report.epoch} (step {report.step})"
         check_problems(report, self.options.on_error, self._warn, source="TopologyMonitor", when=when)
         stage = trainer.state.fn.value if trainer.state.fn is not None else "fit"

@@ -1,17 +1,28 @@
-"""DDP: gather every rank's samples, broadcast rank zero's report, so that every rank logs the same values."""
+"""DDP: every rank logs the same values, and the ranks share the work.
+
+Synchronous measurements split the layers across ranks (:func:`measure_shared`): each layer's rows travel from
+every rank to the one rank that owns the layer (``gather_object``, never every sample to every rank), each rank
+measures its layers with its own workers on its own device, and the small per-layer results are gathered so that
+every rank assembles the same report. ``compute="async"`` gathers every sample on rank zero (:func:`gather_samples`),
+which measures them all in the background.
+"""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 
-from lightning_topo.engine import LayerSample
+from lightning_topo.engine import FigureRequest, LayerResult, LayerSample, find_copies
+from lightning_topo.engine.run import assemble
+from lightning_topo.monitor.queue import Finished, MeasurementQueue
+from lightning_topo.report import TopologyReport
 
-__all__ = ["broadcast", "distributed", "gather_samples"]
+__all__ = ["distributed", "gather_samples", "measure_shared"]
 
-T = TypeVar("T")
+_Part = tuple[torch.Tensor | None, torch.Tensor | None, dict[str, str]]
 
 
 def distributed(trainer: pl.Trainer) -> bool:
@@ -19,40 +30,98 @@ def distributed(trainer: pl.Trainer) -> bool:
     return trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
-def gather_samples(trainer: pl.Trainer, samples: dict[str, LayerSample]) -> dict[str, LayerSample]:
-    """Every rank's samples, concatenated in rank order (labels too); the union of every rank's problems.
+def _part(sample: LayerSample) -> _Part:
+    points = None if sample.points is None else sample.points.cpu()
+    return points, None if sample.labels is None else sample.labels.cpu(), sample.problems
 
-    A layer that some rank could not capture keeps the others' rows; a layer whose widths differ between ranks
-    is a problem.
-    """
+
+def _merge(parts: Sequence[_Part], device: torch.device | None = None) -> LayerSample:
+    """One layer's sample from its parts in rank order; the union of the ranks' problems."""
+    problems = {k: v for _, _, probs in parts for k, v in probs.items()}
+    points = [p for p, _, _ in parts if p is not None]
+    labels = [lab for p, lab, _ in parts if p is not None]
+    widths = {p.shape[1] for p in points}
+    if len(widths) > 1:
+        problems["width"] = f"its reduced width differs between ranks ({sorted(widths)})"
+    ok = bool(points) and len(widths) == 1 and not problems
+    x = torch.cat(points) if ok else None
+    known = [lab for lab in labels if lab is not None]
+    y = torch.cat(known) if ok and len(known) == len(labels) else None
+    if x is not None and device is not None:
+        x = x.to(device)
+    return LayerSample(x, y, problems)
+
+
+def gather_samples(trainer: pl.Trainer, samples: dict[str, LayerSample]) -> dict[str, LayerSample]:
+    """Every rank's samples on every rank, concatenated in rank order (labels too)."""
     if not distributed(trainer):
         return samples
-    local = {
-        alias: (None if s.points is None else s.points.cpu(), None if s.labels is None else s.labels.cpu(), s.problems)
-        for alias, s in samples.items()
-    }
     gathered: list[Any] = [None] * trainer.world_size
-    torch.distributed.all_gather_object(gathered, local)
-    merged: dict[str, LayerSample] = {}
-    for alias in samples:
-        parts = [rank[alias] for rank in gathered]
-        problems = {k: v for _, _, probs in parts for k, v in probs.items()}
-        points = [p for p, _, _ in parts if p is not None]
-        labels = [lab for p, lab, _ in parts if p is not None]
-        widths = {p.shape[1] for p in points}
-        if len(widths) > 1:
-            problems["width"] = f"its reduced width differs between ranks ({sorted(widths)})"
-        ok = bool(points) and len(widths) == 1 and not problems
-        merged[alias] = LayerSample(
-            torch.cat(points) if ok else None,
-            torch.cat(labels) if ok and all(lab is not None for lab in labels) else None,
-            problems,
-        )
-    return merged
+    torch.distributed.all_gather_object(gathered, {alias: _part(s) for alias, s in samples.items()})
+    return {alias: _merge([rank[alias] for rank in gathered]) for alias in samples}
 
 
-def broadcast(trainer: pl.Trainer, obj: T) -> T:
-    """Rank zero's ``obj`` on every rank."""
-    if trainer.world_size <= 1:
-        return obj
-    return trainer.strategy.broadcast(obj, src=0)
+def _all(trainer: pl.Trainer, obj: Any) -> list[Any]:
+    gathered: list[Any] = [None] * trainer.world_size
+    torch.distributed.all_gather_object(gathered, obj)
+    return gathered
+
+
+def measure_shared(
+    trainer: pl.Trainer,
+    samples: dict[str, LayerSample],
+    queue: MeasurementQueue,
+    requests: Callable[[list[str]], dict[str, FigureRequest] | None],
+    device: torch.device,
+) -> Finished:
+    """Measure a synchronous DDP measurement with the layers split across ranks; the same report on every rank.
+
+    Args:
+        trainer: the trainer (its process group).
+        samples: this rank's samples of every layer.
+        queue: this rank's measurement queue (its worker pool).
+        requests: what figures to draw for the given layers (rank zero draws; other ranks get None).
+        device: where this rank measures (its model's device).
+    """
+    world, rank = trainer.world_size, trainer.global_rank
+    layers = list(samples)
+    # layers that equal an earlier one on every rank are measured once
+    local_copies = find_copies(samples)
+    agreed = _all(trainer, local_copies)
+    copies = {a: o for a, o in local_copies.items() if all(c.get(a) == o for c in agreed)}
+    measured = [a for a in layers if a not in copies]
+    owners = {alias: i % world for i, alias in enumerate(measured)}
+    share: dict[str, LayerSample] = {}
+    for dst in range(world):
+        payload = {a: _part(samples[a]) for a in measured if owners[a] == dst}
+        gathered: list[Any] | None = [None] * world if rank == dst else None
+        torch.distributed.gather_object(payload, gathered, dst=dst)
+        if gathered is not None:
+            share = {a: _merge([part[a] for part in gathered], device) for a in payload}
+    local_n = max((s.points.shape[0] for s in samples.values() if s.points is not None), default=0)
+    labels = next((s.labels for s in samples.values() if s.labels is not None), None)
+    local_counts = (
+        {} if labels is None else dict(zip(*(t.tolist() for t in labels.unique(return_counts=True)), strict=True))
+    )
+    figures = requests(layers)
+    results, elapsed = queue.measure_share(share, {a: r for a, r in figures.items() if a in share} if figures else None)
+    everything = _all(trainer, (results, elapsed, local_n, local_counts))
+    merged: dict[str, LayerResult] = {a: r for part in everything for a, r in part[0].items()}
+    merged.update({a: merged[o] for a, o in copies.items()})
+    counts: dict[int, int] = {}
+    for part in everything:
+        for c, k in part[3].items():
+            counts[c] = counts.get(c, 0) + k
+    report = TopologyReport(
+        layers=layers,
+        metrics={},
+        n_samples=sum(part[2] for part in everything),
+        epoch=trainer.current_epoch,
+        step=trainer.global_step,
+        elapsed_s=max(part[1] for part in everything),
+        class_counts=counts,
+        copies=copies,
+    )
+    report = assemble(report, merged, queue.options.measure, queue.options.score)
+    images = {a: r.images for a, r in merged.items() if r.images and a not in copies}
+    return Finished(report, images, figures)

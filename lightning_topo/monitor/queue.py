@@ -13,7 +13,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from lightning_topo._warnings import warn_once
-from lightning_topo.engine import FigureRequest, LayerSample, Measurement, WorkerPool, auto_workers, start_measurement
+from lightning_topo.engine import (
+    FigureRequest,
+    LayerResult,
+    LayerSample,
+    Measurement,
+    WorkerPool,
+    auto_workers,
+    start_measurement,
+)
 from lightning_topo.options import MonitorOptions, Options
 from lightning_topo.report import TopologyReport
 
@@ -38,6 +46,7 @@ class MeasurementQueue:
         self._pool: WorkerPool | None = None
         self._serial = False  # the pool broke once: compute here from now on
         self._pending: list[tuple[Measurement, dict[str, FigureRequest] | None]] = []
+        self.cores: int | None = None  # the cores of this process (DDP ranks on one machine share the machine's)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -52,13 +61,14 @@ class MeasurementQueue:
             n_samples=self.options.n_samples,
             maxdim=self.options.measure.maxdim,
             background=self.settings.compute == "async",
+            cores=self.cores,
         )
 
     def open(self, n_layers: int) -> None:
         """Start the pool now (when it will be used), so that its workers are ready by the first measurement."""
         workers = self.workers(n_layers)
         if workers and self._pool is None:
-            self._pool = WorkerPool(workers)
+            self._pool = WorkerPool(workers, cores=self.cores)
             self._pool.warm_up()
 
     def submit(
@@ -84,6 +94,28 @@ class MeasurementQueue:
         )
         self._pending.append((measurement, requests))
 
+    def measure_share(
+        self, samples: dict[str, LayerSample], requests: dict[str, FigureRequest] | None
+    ) -> tuple[dict[str, LayerResult], float]:
+        """Measure ``samples`` (a DDP rank's share of the layers) now: per-layer results and the elapsed time."""
+        self.open(len(samples))
+        measure = (
+            self.options.measure if self._pool is None else replace(self.options.measure, n_threads=self._pool.threads)
+        )
+        measurement = start_measurement(samples, measure, pool=self._pool, figures=requests)
+        results = measurement.results(self.options.on_error)
+        self._check_pool(measurement)
+        return results, measurement.elapsed_s
+
+    def _check_pool(self, measurement: Measurement) -> None:
+        if measurement.pool_broke and self._pool is not None:
+            warn_once(
+                "TopologyMonitor's worker processes stopped working; the layers were computed in the main "
+                "process and will be from now on."
+            )
+            self.close()
+            self._serial = True
+
     def ready(self, wait: bool) -> Iterator[Finished]:
         """The complete measurements, oldest first (all of them, waiting, with ``wait=True``)."""
         while self._pending and (wait or self._pending[0][0].done()):
@@ -93,13 +125,7 @@ class MeasurementQueue:
             except BaseException:
                 self._pending.clear()
                 raise
-            if measurement.pool_broke and self._pool is not None:
-                warn_once(
-                    "TopologyMonitor's worker processes stopped working; the layers were computed in the main "
-                    "process and will be from now on."
-                )
-                self.close()
-                self._serial = True
+            self._check_pool(measurement)
             yield Finished(report, measurement.images, requests)
 
     def wait_oldest(self) -> Finished:

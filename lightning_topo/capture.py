@@ -16,7 +16,15 @@ from lightning_topo.engine.layer import LayerSample
 from lightning_topo.options import Options, Reduce
 from lightning_topo.report import INPUT, OUTPUT
 
-__all__ = ["ActivationCapture", "LayerSpec", "default_layers", "get_layer_names", "reduce_samples", "resolve_layers"]
+__all__ = [
+    "ActivationCapture",
+    "LayerSpec",
+    "SampleSelector",
+    "default_layers",
+    "get_layer_names",
+    "reduce_samples",
+    "resolve_layers",
+]
 
 LayerSpec = None | str | Sequence[str | type[nn.Module]] | Mapping[str, str] | type[nn.Module]
 
@@ -173,8 +181,12 @@ def reduce_samples(
     return x
 
 
-class _Selector:
-    """Which rows of each batch join the fixed sample: the first ``quota`` examples, or equal shares by class."""
+class SampleSelector:
+    """Which rows of each batch join the fixed sample: the first ``quota`` examples, or equal shares by class.
+
+    The one selection rule of every entry point (the capture, ``adversarial_geometry``), so that they measure the
+    same examples.
+    """
 
     def __init__(self, options: Options, quota: int) -> None:
         self.options = options
@@ -240,7 +252,7 @@ class ActivationCapture:
         self.model = model
         self.layers = dict(layers)
         self.options = options
-        self._selector = _Selector(options, quota)
+        self._selector = SampleSelector(options, quota)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._projections: dict[int, torch.Tensor] = {}
         self._input_alias = self.layers.get(INPUT)

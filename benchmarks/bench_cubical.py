@@ -257,6 +257,15 @@ def bench_callback_workload(repeats: int, threshold: float = 0.5) -> None:
         for name, t in times.items():
             same = np.array_equal(np.stack(results[name]), reference)
             print(f"| {name} | {t:.3f} | {t / times['GUDHI, serial']:.2f} | {'yes' if same else 'NO'} |")
+        cpu = []
+        for _ in range(repeats):
+            start = time.process_time()
+            runs["cripser, serial"]()
+            cpu.append(time.process_time() - start)
+        print(
+            f"\nCPU seconds of the serial cripser run (process time, less sensitive to other load on the machine): "
+            f"{min(cpu):.3f}; on two free cores a 2-process pool would take about half of it."
+        )
         per_stage = {}
         for stage in STAGES:
             normed = normalize_volumes(torch.from_numpy(maps[stage])).numpy()
@@ -265,7 +274,7 @@ def bench_callback_workload(repeats: int, threshold: float = 0.5) -> None:
                 cubical_persistence(np.ascontiguousarray(v), 2, backend="cripser")
             per_stage[stage] = time.perf_counter() - start
         print(
-            "\nSerial cripser time per stage (8 volumes): "
+            "Serial cripser time per stage (8 volumes): "
             + ", ".join(f"{s} {tuple(maps[s].shape[1:])}: {t:.3f} s" for s, t in per_stage.items())
         )
         betti = np.stack(results["cripser, serial"]).reshape(len(STAGES), 8, -1)

@@ -57,11 +57,11 @@ def cubical_persistence(
       enters with its lowest cofacet, so voxels sharing a corner touch (26-connectivity). GUDHI's
       ``CubicalComplex(top_dimensional_cells=...)`` and CubicalRipser's ``tcripser``.
 
-    Both libraries give identical diagrams for the same construction (the same pairs, as float64); CubicalRipser is
-    4-9x faster (``benchmarks/bench_cubical.py``) and is used when installed. Suresh et al. transpose a feature map
-    to ``(W, H, C)`` first; neither the homology nor the cost depends on the axis order. Essential classes have
-    ``death = inf`` (one, in H0: a grid is connected); zero-length bars are dropped (CubicalRipser drops them too,
-    so Suresh et al.'s Betti numbers never counted them).
+    Both libraries give identical diagrams for the same construction (the same pairs, as float64); CubicalRipser
+    is 4-10x faster (``benchmarks/RESULTS.md`` section 10) and is used when installed. Suresh et al. transpose a
+    feature map to ``(W, H, C)`` first; neither the homology nor the cost depends on the axis order. Essential
+    classes have ``death = inf`` (one, in H0: a grid is connected); zero-length bars are dropped (CubicalRipser
+    drops them too, so Suresh et al.'s Betti numbers never counted them).
 
     Args:
         volume: array or tensor with 1 to 3 dimensions (any device; it is copied to the CPU as float64).
@@ -128,7 +128,7 @@ def _resolve_backend(backend: str) -> str:
         raise ImportError(f"cubical_persistence(backend={backend!r}) needs {needs}.") from err
     if backend == "auto":
         warnings.warn(
-            f"CubicalRipser is not installed: cubical_persistence uses GUDHI (the same diagrams, 4-9x slower). "
+            f"CubicalRipser is not installed: cubical_persistence uses GUDHI (the same diagrams, 4-10x slower). "
             f"For speed: {_INSTALL}.",
             TopologyWarning,
             stacklevel=3,

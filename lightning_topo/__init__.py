@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from lightning_topo._warnings import TopologyWarning
 
 if TYPE_CHECKING:
+    from lightning_topo.adversarial import AdversarialResult, adversarial_geometry
     from lightning_topo.analysis import analyze, rank_models
     from lightning_topo.capture import get_layer_names
     from lightning_topo.diagrams import PersistenceDiagrams
@@ -19,10 +20,12 @@ if TYPE_CHECKING:
     from lightning_topo.report import TopologyReport
 
 __all__ = [
+    "AdversarialResult",
     "PersistenceDiagrams",
     "TopologyMonitor",
     "TopologyReport",
     "TopologyWarning",
+    "adversarial_geometry",
     "analyze",
     "get_layer_names",
     "rank_models",
@@ -31,9 +34,11 @@ __all__ = [
 __version__ = "0.1.0.dev0"
 
 _HOMES = {
+    "AdversarialResult": "lightning_topo.adversarial",
     "PersistenceDiagrams": "lightning_topo.diagrams",
     "TopologyMonitor": "lightning_topo.monitor",
     "TopologyReport": "lightning_topo.report",
+    "adversarial_geometry": "lightning_topo.adversarial",
     "analyze": "lightning_topo.analysis",
     "get_layer_names": "lightning_topo.capture",
     "rank_models": "lightning_topo.analysis",

@@ -35,6 +35,7 @@ __all__ = [
     "ActivationCapture",
     "BatchReader",
     "LayerSpec",
+    "SampleSelector",
     "default_layers",
     "find_tensor",
     "get_layer_names",
@@ -277,6 +278,29 @@ class BatchReader:
         found = _field(batch, INPUT_KEYS)
         return found if isinstance(found, torch.Tensor) else None
 
+    def replace_input(self, batch: Any, new: torch.Tensor) -> Any:
+        """``batch`` with its model input (as :meth:`inputs` finds it) replaced by ``new``.
+
+        Raises:
+            ValueError: when the input comes from ``input_fn`` or from a batch of an unknown shape.
+        """
+        if self.options.input_fn is None:
+            if isinstance(batch, torch.Tensor):
+                return new
+            if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+                return type(batch)(new, *batch[1:])
+            if isinstance(batch, list | tuple) and batch and isinstance(batch[0], torch.Tensor):
+                return type(batch)([new, *batch[1:]])
+            key = next((k for k in INPUT_KEYS if isinstance(_field(batch, [k]), torch.Tensor)), None)
+            if key is not None and isinstance(batch, Mapping):
+                return {**batch, key: new}
+            if key is not None and dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+                return dataclasses.replace(batch, **{key: new})
+        raise ValueError(
+            f"Expected a batch whose input can be replaced (a tensor, (x, y, ...), or a mapping/dataclass with one of "
+            f"{', '.join(INPUT_KEYS)}) but got {type(batch).__name__}; pass a `forward` that reads the input."
+        )
+
     def labels(self, batch: Any, batch_size: int) -> torch.Tensor | None:
         if self.options.label_fn is not None:
             y = self.options.label_fn(batch)
@@ -369,8 +393,11 @@ def _tokens(x: torch.Tensor, reduce: str, mask: torch.Tensor | None) -> torch.Te
 
 
 # the sample --------------------------------------------------------------------------------------------------
-class _Selector:
-    """Which rows of each batch join the fixed sample: the first ``quota`` examples, or equal shares by class."""
+class SampleSelector:
+    """Which rows of each batch join the fixed sample: the first ``quota`` examples, or equal shares by class.
+
+    Shared by :class:`ActivationCapture` and ``adversarial_geometry`` (which must attack the examples
+    ``analyze`` measures)."""
 
     def __init__(self, options: Options, quota: int) -> None:
         self.options = options
@@ -442,7 +469,7 @@ class ActivationCapture:
         self.reader = BatchReader(options)
         self.optional = set(optional)
         self._note = note or (lambda key, message: None)
-        self._selector = _Selector(options, quota)
+        self._selector = SampleSelector(options, quota)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._projections: dict[tuple[int, torch.device], torch.Tensor] = {}
         self._layout: dict[str, int] = {}  # alias -> the token dimension of its 3-D outputs, once known

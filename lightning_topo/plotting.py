@@ -24,6 +24,7 @@ __all__ = [
     "figure_to_png",
     "figure_to_rgb",
     "layer_figures",
+    "plot_adversarial",
     "plot_betti_curves",
     "plot_betti_evolution",
     "plot_depth_profile",
@@ -184,3 +185,54 @@ def layer_figures(result: LayerResult, request: FigureRequest, grid: np.ndarray)
     if result.diagrams is not None:
         figures["diagram"] = plot_diagram(result.diagrams, request.title)
     return {name: figure_to_rgb(fig) for name, fig in figures.items()}
+
+
+def plot_adversarial(results: Sequence[Any], descriptor: str = "total_persistence_0", title: str = "") -> Figure:
+    """One descriptor against layer depth, a line per attack strength (Magai & Ayzenberg's adversarial figure).
+
+    Args:
+        results: the :class:`~lightning_topo.adversarial.AdversarialResult` list of
+            :func:`~lightning_topo.adversarial_geometry` (anything with ``epsilon``, ``accuracy`` and ``report``).
+        descriptor: the per-layer descriptor drawn (default the H0 lifespan sum).
+        title: the figure title (default the descriptor).
+
+    Returns:
+        A figure whose legend gives each epsilon with the accuracy it leaves.
+
+    Raises:
+        ValueError: for an empty ``results`` or a descriptor no layer of the first report has.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> from lightning_topo.report import TopologyReport
+        >>> report = TopologyReport(["a", "b"], {"a": {"total_persistence_0": 2.0}, "b": {"total_persistence_0": 1.0}})
+        >>> fig = plot_adversarial([SimpleNamespace(epsilon=0.0, accuracy=0.9, report=report)])
+        >>> [line.get_label() for line in fig.axes[0].get_lines()], fig.axes[0].get_xlabel()
+        (['eps = 0 (accuracy 0.90)'], 'layer (depth order)')
+    """
+    if not results:
+        raise ValueError("Expected at least one adversarial result to draw but got none.")
+    first = results[0].report
+    if not any(descriptor in first.metrics[layer] for layer in first.layers):
+        known = sorted({k for layer in first.layers for k in first.metrics[layer]})
+        raise ValueError(f"Expected `descriptor` to be one of {known} but got {descriptor!r}.")
+    fig = _figure(4.4, 2.8)
+    ax = fig.add_subplot()
+    for i, result in enumerate(results):
+        layers = result.report.layers
+        ax.plot(
+            np.arange(len(layers)),
+            result.report.profile(descriptor),
+            "o-",
+            ms=3,
+            color=f"C{i % 10}",
+            label=f"eps = {result.epsilon:g} (accuracy {result.accuracy:.2f})",
+        )
+    ax.set_xticks(np.arange(len(first.layers)), first.layers, rotation=45, fontsize=6, ha="right")
+    ax.set_xlabel("layer (depth order)", fontsize=8)
+    ax.set_ylabel(descriptor, fontsize=8)
+    ax.set_title(title or f"{descriptor} under FGSM", fontsize=9)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend(fontsize=6, loc="best")
+    fig.subplots_adjust(left=0.14, bottom=0.3, right=0.97, top=0.9)
+    return fig

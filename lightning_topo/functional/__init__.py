@@ -3,7 +3,12 @@
 Never imports ``lightning``.
 """
 
-from lightning_topo.functional.cubical import cubical_persistence
+from lightning_topo.functional.cubical import (
+    cubical_betti,
+    cubical_persistence,
+    normalize_volumes,
+    topological_complexity,
+)
 from lightning_topo.functional.descriptors import (
     amplitude,
     betti_curve,
@@ -22,15 +27,18 @@ __all__ = [
     "amplitude",
     "betti_curve",
     "betti_numbers",
+    "cubical_betti",
     "cubical_persistence",
     "distance_scale",
     "h0_mst_deaths",
     "intrinsic_dimension",
     "lifetime_statistics",
     "nearest_neighbor_distances",
+    "normalize_volumes",
     "pairwise_distances",
     "persistence_entropy",
     "subsample",
+    "topological_complexity",
     "topological_complexity_decay",
     "total_persistence",
     "vietoris_rips",

@@ -489,6 +489,8 @@ class ActivationCapture:
         self._mask: torch.Tensor | None = None
         self._pending: dict[str, torch.Tensor] = {}
         self._calls: dict[str, int] = {}
+        self.volumes: dict[str, list[torch.Tensor]] = {alias: [] for alias in self.layers.values()}
+        self._pending_volumes: dict[str, torch.Tensor] = {}
         self.active = False
 
     @property
@@ -578,6 +580,7 @@ class ActivationCapture:
             return
         self._keep = keep
         self._pending = {}
+        self._pending_volumes = {}
         self._calls = {}
         if labels is not None:
             self.labels.append(labels[keep.to(labels.device)].detach().cpu())
@@ -592,8 +595,11 @@ class ActivationCapture:
         if self._keep is not None:
             for alias, rows in self._pending.items():
                 self.samples[alias].append(rows)
+            for alias, maps in self._pending_volumes.items():
+                self.volumes[alias].append(maps)
         self._keep = None
         self._pending = {}
+        self._pending_volumes = {}
         self._leave_eager()
         if self.full:
             self.detach()
@@ -658,6 +664,15 @@ class ActivationCapture:
         rows = tensor[keep]
         row_mask = None if mask is None or not tokens else mask.to(tensor.device)[keep]
         self._pending[alias] = reduce_samples(rows, reduce, self.options.max_features, self._projection, row_mask)
+        self._keep_volumes(alias, rows, mask is None and reduce not in _TOKEN)
+
+    def _keep_volumes(self, alias: str, rows: torch.Tensor, maps: bool) -> None:
+        """The raw feature maps of the first ``cubical_samples`` examples: ``(C, H, W)`` (or ``(H, W)`` for a 3-D
+        output without a padding mask) per example, for cubical persistence."""
+        need = self.options.cubical_samples - sum(len(v) for v in self.volumes[alias])
+        if need > 0 and (rows.ndim == 4 or (rows.ndim == 3 and maps)):
+            with _no_autocast(rows.device):
+                self._pending_volumes[alias] = rows[:need].detach().float()
 
     def _batch_first(self, alias: str, tensor: torch.Tensor) -> torch.Tensor | None:
         """``tensor`` with its batch dimension first (sequence-first outputs are transposed), or None."""
@@ -754,6 +769,7 @@ class ActivationCapture:
                     "hooks; compile the model with a mode that keeps Python hooks, or monitor a module outside "
                     "the compiled region"
                 )
-            out[alias] = LayerSample(points, labels, problems)
+            volumes = torch.cat(self.volumes[alias]) if self.volumes[alias] and points is not None else None
+            out[alias] = LayerSample(points, labels, problems, volumes)
         self._reset()
         return out

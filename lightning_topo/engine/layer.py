@@ -44,11 +44,14 @@ class LayerSample:
         points: ``(n, F)`` reduced activations, one row per example (``None`` when nothing usable was captured).
         labels: ``(n,)`` integer labels of the rows, when known.
         problems: ``{kind: message}`` found while capturing (the layer is then not measured).
+        volumes: ``(k, ...)`` raw feature maps of the first ``k`` examples, for cubical persistence (``None``
+            when not asked for, or when the layer has no feature maps).
     """
 
     points: torch.Tensor | None
     labels: torch.Tensor | None = None
     problems: dict[str, str] = field(default_factory=dict)
+    volumes: torch.Tensor | None = None
 
 
 @dataclass
@@ -91,6 +94,7 @@ class PreparedLayer:
     classes: dict[int, _PreparedCloud]
     problems: dict[str, str]
     seconds: float
+    volumes: np.ndarray | None = None
 
 
 def failed(options: MeasureOptions, problems: dict[str, str]) -> LayerResult:
@@ -139,6 +143,7 @@ def prepare_layer(sample: LayerSample, options: MeasureOptions) -> PreparedLayer
                         sub, options.class_maxdim, options, options.class_descriptors, None, constant
                     )
     problems = _warnings_as_problems(caught)
+    volumes = None if sample.volumes is None else sample.volumes.detach().to("cpu", torch.float32).numpy()
     n = dist.shape[0]
     n_duplicates = int(torch.triu(dist == 0, diagonal=1).any(dim=0).sum())
     if n_duplicates > DUPLICATE_NOTE * n and not constant:
@@ -152,7 +157,7 @@ def prepare_layer(sample: LayerSample, options: MeasureOptions) -> PreparedLayer
             "constant": "constant: every activation is equal (a dead or saturated layer?), so its topology is "
             "trivial (one component, no bars) and its intrinsic dimension is NaN"
         }
-    return PreparedLayer(cloud, classes, problems, time.perf_counter() - start)
+    return PreparedLayer(cloud, classes, problems, time.perf_counter() - start, volumes)
 
 
 def _prepare_cloud(
@@ -211,8 +216,13 @@ def finish_layer(prepared: PreparedLayer, options: MeasureOptions) -> LayerResul
             if options.per_class:
                 class_curves[c] = F.betti_curve(class_dgms, options.grid)
     problems = {**prepared.problems, **_warnings_as_problems(caught)}
+    metrics = {k: found[k] for k in options.metric_keys()}
+    if prepared.volumes is not None:
+        cubical, why = cubical_descriptors(prepared.volumes, options.cubical_threshold)
+        metrics.update(cubical)
+        problems.update({"cubical": why} if why else {})
     return LayerResult(
-        metrics={k: found[k] for k in options.metric_keys()},
+        metrics=metrics,
         diagrams=dgms,
         betti_curve=F.betti_curve(dgms, options.grid),
         class_metrics=class_metrics,
@@ -226,6 +236,29 @@ def measure_layer(sample: LayerSample, options: MeasureOptions) -> LayerResult:
     """Everything for one layer's sample: :func:`prepare_layer`, then :func:`finish_layer`."""
     prepared = prepare_layer(sample, options)
     return prepared if isinstance(prepared, LayerResult) else finish_layer(prepared, options)
+
+
+def cubical_descriptors(volumes: np.ndarray, threshold: float) -> tuple[dict[str, float], str | None]:
+    """Suresh et al.'s per-image cubical descriptors of one layer, averaged over its ``k`` images.
+
+    The volumes are divided by one robust scale of the layer (:func:`~lightning_topo.functional.normalize_volumes`),
+    then each image's sublevel-set filtration gives ``cubical_betti_{q}`` at ``threshold`` (closed intervals,
+    essential classes counted, :func:`~lightning_topo.functional.cubical_betti`) and ``cubical_complexity`` =
+    their sum (Omega). Returns the metrics and, when they could not be computed, why (the metrics are then NaN).
+    """
+    maxdim = volumes.ndim - 2  # (k, C, H, W): H0..H2; (k, H, W): H0..H1
+    keys = [*(f"cubical_betti_{q}" for q in range(maxdim + 1)), "cubical_complexity"]
+    if not np.isfinite(volumes).all():
+        return dict.fromkeys(keys, math.nan), "its feature maps hold NaN or infinite values (no cubical descriptors)"
+    try:
+        normed = F.normalize_volumes(torch.from_numpy(volumes))
+        bettis = np.stack([F.cubical_betti(F.cubical_persistence(v), threshold) for v in normed]).astype(np.float64)
+    except ImportError as err:
+        return dict.fromkeys(keys, math.nan), f"cubical persistence is not available ({err})"
+    means = bettis.mean(axis=0)
+    out = {f"cubical_betti_{q}": float(means[q]) for q in range(maxdim + 1)}
+    out["cubical_complexity"] = float(bettis.sum(axis=1).mean())
+    return out, None
 
 
 def _warnings_as_problems(caught: list[warnings.WarningMessage]) -> dict[str, str]:

@@ -70,6 +70,8 @@ class TopologyMonitor(Callback):
     ``topo/{layer}/id_mle``, ``id_phdim``           MLE and PH-dimension (opt-in)
     ``topo/{layer}/class_{c}/{descriptor}``         with ``per_class=True``: each class's rows of the layer, and
     ``topo/{layer}/class_mean/{descriptor}``        their mean over classes
+    ``topo/{layer}/cubical_betti_{q}``              with ``cubical_samples=k``: Suresh et al.'s cubical Betti
+    ``topo/{layer}/cubical_complexity``             numbers of feature maps and their sum Omega (mean over k)
     ``topo/score``                                  the configured ``score`` (stable key; re-logged after
                                                     validations without measurement so monitors never miss it)
     ``topo/time_s``                                 wall time of the computation
@@ -94,8 +96,8 @@ class TopologyMonitor(Callback):
         every_n_validations: measure every k-th validation run of a fit (with ``val_check_interval`` or
             ``check_val_every_n_epoch=None`` there are several per epoch, or no epochs at all).
         score: a name in ``lightning_topo.scores.SCORES`` (``"id_last"``, default; ``"phdim_last"``,
-            ``"lifespan_sum"``, ``"decay"``; each documents its direction, adds the descriptors it needs, and
-            reads the last *hidden* layer, never the logits), a callable ``f(report) -> float``, or ``None``;
+            ``"lifespan_sum"``, ``"decay"``, ``"decay_cubical"``; each documents its direction, adds what it needs,
+            and reads the last *hidden* layer, never the logits), a callable ``f(report) -> float``, or ``None``;
             logged as ``topo/score``. :meth:`early_stopping` and :meth:`model_checkpoint` return callbacks
             monitoring it in the right direction.
         score_mode: direction of a callable score (``"min"`` or ``"max"``); named scores set their own.
@@ -122,6 +124,12 @@ class TopologyMonitor(Callback):
         call: for a module called several times per forward pass, keep its ``"first"`` or ``"last"`` call.
         per_class: also measure each class's rows of every layer (needs labels) and log ``class_{c}/...`` and
             ``class_mean/...`` keys (Magai & Ayzenberg's per-class lifespan sums).
+        cubical_samples: also measure Suresh et al.'s cubical complexity of the feature maps of the first ``k``
+            examples at every layer with ``(B, C, H, W)`` (or ``(B, H, W)``) outputs: each image's map, divided by one
+            robust scale of the layer (its 0.99 quantile of absolute values), as a sublevel-set filtration;
+            logged as ``cubical_betti_{q}`` (at ``cubical_threshold``, mean over the images) and
+            ``cubical_complexity`` (their sum, Omega). ``0`` (default): off; the ``"decay_cubical"`` score sets 8.
+        cubical_threshold: the filtration value of the cubical Betti numbers (normalised activation units).
         dataloader_idx: which validation dataloader the sample comes from.
         descriptors: which descriptors to log, among ``betti``, ``total_persistence``, ``entropy``,
             ``max_persistence``, ``amplitude``, ``n_long`` (one key per homology dimension) and ``id_twonn``,
@@ -187,6 +195,8 @@ class TopologyMonitor(Callback):
         output_transform: Callable[[Any], torch.Tensor] | None = None,
         call: Call = "first",
         per_class: bool = False,
+        cubical_samples: int = 0,
+        cubical_threshold: float = 0.5,
         dataloader_idx: int = 0,
         descriptors: Sequence[str] = DEFAULT_DESCRIPTORS,
         metric: Metric = "euclidean",

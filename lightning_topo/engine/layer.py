@@ -9,6 +9,7 @@ CPU, descriptors, Betti curves). :func:`measure_layer` does both.
 from __future__ import annotations
 
 import math
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -131,18 +132,30 @@ def prepare_layer(sample: LayerSample, options: MeasureOptions) -> PreparedLayer
         dist = F.pairwise_distances(x, metric=options.metric, normalize=options.normalize)
         constant = not bool((dist > 0).any())
         cloud = _prepare_cloud(dist, options.maxdim, options, options.descriptors, options.ph_samples, constant)
-        classes: dict[int, _PreparedCloud] = {}
-        if options.class_descriptors and sample.labels is not None:
-            labels = sample.labels.reshape(-1).cpu()
-            for c in torch.unique(labels).tolist():
-                members = torch.nonzero(labels == c).reshape(-1)[: options.per_class_max]
-                if len(members) >= 3:
-                    idx = members.to(dist.device)
-                    sub = dist[idx][:, idx]
-                    classes[int(c)] = _prepare_cloud(
-                        sub, options.class_maxdim, options, options.class_descriptors, None, constant
-                    )
     problems = _warnings_as_problems(caught)
+    classes: dict[int, _PreparedCloud] = {}
+    if options.class_descriptors and sample.labels is not None:
+        labels = sample.labels.reshape(-1).cpu()
+        notes: dict[str, list[str]] = {}
+        for c in torch.unique(labels).tolist():
+            members = torch.nonzero(labels == c).reshape(-1)[: options.per_class_max]
+            if len(members) < 3:
+                notes.setdefault("fewer than 3 examples (left out)", []).append(f"{c} ({len(members)} examples)")
+                continue
+            idx = members.to(dist.device)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", RuntimeWarning)
+                sub = dist[idx][:, idx]
+                classes[int(c)] = _prepare_cloud(
+                    sub, options.class_maxdim, options, options.class_descriptors, None, constant
+                )
+            for w in caught:  # "TwoNN needs at least 20 distinct points but got 17. Returning NaN."
+                why = re.sub(r"( but got \d+)?\.( Returning NaN\.)?$", "", str(w.message)) + " (NaN)"
+                notes.setdefault(why, []).append(f"{c} ({len(members)} examples)")
+        if notes:
+            problems["classes"] = "per class: " + "; ".join(
+                f"class{'es' if len(cs) > 1 else ''} {', '.join(cs)}: {why}" for why, cs in notes.items()
+            )
     volumes = None if sample.volumes is None else sample.volumes.detach().to("cpu", torch.float32).numpy()
     n = dist.shape[0]
     n_duplicates = int(torch.triu(dist == 0, diagonal=1).any(dim=0).sum())

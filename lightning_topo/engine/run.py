@@ -294,7 +294,10 @@ def check_problems(
             raise RuntimeError(f"{source}: layer {layer!r}{when} could not be measured: {why}.")
         nan = [math.isnan(v) for v in report.metrics[layer].values()]
         consequence = "; its metrics are NaN" if all(nan) else "; the affected metrics are NaN" if any(nan) else ""
-        for kind in kinds:
-            warn((layer, kind), f"{source}: layer {layer!r}{when}: {kinds[kind]}{consequence}.")
+        for kind, message in kinds.items():
+            if kind == "classes":  # the same small classes at every layer: said once, for the first layer
+                warn((kind,), f"{source}: layer {layer!r}{when} (and possibly later layers): {message}.")
+            else:
+                warn((layer, kind), f"{source}: layer {layer!r}{when}: {message}{consequence}.")
     if report.score_problem is not None:
         warn(("score",), f"{source}{when}: {report.score_problem}.")

@@ -14,7 +14,8 @@ Run: ``python benchmarks/bench_callback.py [--repeats R]``. Prints Markdown tabl
 6. the cost curve: epoch-end time against ``n_samples``, the number of layers, layer width and ``maxdim``
    (table, and a plot written to ``benchmarks/cost_curve.png``).
 
-7. the time to draw and log the TensorBoard figures of one measured epoch.
+7. the time to draw and log the TensorBoard figures of one measured epoch;
+8. a padded transformer's monitored validation: the token reductions and ``torch.compile``, as ratios.
 
 ``--only 1,4`` runs a subset.
 """
@@ -39,6 +40,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import timed
+from torch.utils.data import DataLoader
 
 from lightning_topo import TopologyMonitor
 from lightning_topo.capture import ActivationCapture, resolve_layers
@@ -403,11 +405,62 @@ def bench_figures(repeats: int) -> None:
     print(f"| {3 * 8 + 1} | {t:.2f} | {1000 * t / 25:.0f} |\n")
 
 
+def bench_sequences(repeats: int) -> None:
+    """A padded transformer's monitored validation run: the token reductions and torch.compile, as ratios."""
+    import tempfile
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+    from transformer_text import TextClassifier, collate, sentences
+
+    val = DataLoader(sentences(512, seed=2), batch_size=64, collate_fn=collate)  # type: ignore[arg-type]
+
+    def validate(model: Any, monitor: TopologyMonitor | None) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = pl.Trainer(
+                logger=False,
+                default_root_dir=tmp,
+                callbacks=[] if monitor is None else [monitor],
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                accelerator="cpu",
+            )
+            start = time.perf_counter()
+            trainer.validate(model, val, verbose=False)
+            return time.perf_counter() - start
+
+    torch.manual_seed(0)
+    plain = TextClassifier()
+    compiled = torch.compile(TextClassifier())
+    validate(compiled, None)  # compile once, outside the timings
+    rows = []
+    for label, model, kwargs in (
+        ("uncompiled, no monitor", plain, None),
+        ("uncompiled, reduce='auto' (token_mean)", plain, {}),
+        ("uncompiled, reduce='first_token'", plain, {"reduce": "first_token"}),
+        ("uncompiled, reduce='last_token'", plain, {"reduce": "last_token"}),
+        ("torch.compile, no monitor", compiled, None),
+        ("torch.compile, reduce='auto'", compiled, {}),
+    ):
+        times = [
+            validate(model, None if kwargs is None else TopologyMonitor(n_samples=512, workers=0, **kwargs))
+            for _ in range(repeats)
+        ]
+        rows.append((label, min(times)))
+    base = rows[0][1]
+    print("## Sequence models: a padded transformer's validation run with the monitor (512 sentences, 4 layers)\n")
+    print("`--only 8`; `trainer.validate`, minimum of the repeats, workers=0 (the same work in every row).\n")
+    print("| run | validation (s) | ratio to uncompiled without monitor |")
+    print("|---|---|---|")
+    for label, t in rows:
+        print(f"| {label} | {t:.3f} | {t / base:.2f} |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated section numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated section numbers")
     args = parser.parse_args()
     if args.memory_child:
         _memory_child(args.memory_child)
@@ -431,6 +484,8 @@ def main() -> None:
         bench_cost_curve(os.path.join(os.path.dirname(os.path.abspath(__file__)), "cost_curve.png"))
     if 7 in only:
         bench_figures(args.repeats)
+    if 8 in only:
+        bench_sequences(args.repeats)
 
 
 if __name__ == "__main__":

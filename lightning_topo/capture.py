@@ -344,7 +344,8 @@ def reduce_samples(
     a fixed Gaussian matrix (a Johnson-Lindenstrauss projection that keeps pairwise distances within ``1 +- eps``).
     Token reductions of ``(B, T, D)``: ``token_mean`` (mean over the real tokens), ``first_token`` (the first
     real token, a CLS token), ``last_token`` (the last real token, as for decoder models); ``mask`` is ``(B, T)``,
-    True at real tokens (all real when None). Half precision and autocast never reach the result: the reduction
+    True at real tokens (all real when None). Outputs that are not sequences (a classifier's ``(B, C)``) are
+    reduced as with ``auto`` under a token reduction. Half precision and autocast never reach the result: the reduction
     runs in float32 (float64 inputs stay float64).
 
     Example:
@@ -358,8 +359,10 @@ def reduce_samples(
     with _no_autocast(x.device):
         if x.dtype != torch.float64:
             x = x.float()
-        if reduce in _TOKEN or (reduce == "auto" and x.ndim == 3):
+        if x.ndim == 3 and (reduce in _TOKEN or reduce == "auto"):
             return _tokens(x, "token_mean" if reduce == "auto" else reduce, mask)
+        if reduce in _TOKEN:  # not a sequence (a pooled or classifier layer of a sequence model): as with "auto"
+            reduce = "auto"
         if reduce == "mean" or (reduce == "auto" and x.ndim == 4):
             x = x.mean(dim=tuple(range(2, x.ndim))) if x.ndim > 2 else x
         x = x.reshape(x.shape[0], -1)
@@ -663,7 +666,12 @@ class ActivationCapture:
         keep = self._keep.to(tensor.device)
         rows = tensor[keep]
         row_mask = None if mask is None or not tokens else mask.to(tensor.device)[keep]
-        self._pending[alias] = reduce_samples(rows, reduce, self.options.max_features, self._projection, row_mask)
+        try:
+            reduced = reduce_samples(rows, reduce, self.options.max_features, self._projection, row_mask)
+        except Exception as err:  # a layer that cannot be reduced is a problem of that layer, never of the run
+            self._problem(alias, "reduce", f"its output of shape {tuple(tensor.shape)} could not be reduced ({err})")
+            return
+        self._pending[alias] = reduced
         self._keep_volumes(alias, rows, mask is None and reduce not in _TOKEN)
 
     def _keep_volumes(self, alias: str, rows: torch.Tensor, maps: bool) -> None:

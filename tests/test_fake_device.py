@@ -7,12 +7,16 @@ autocast, the engine serially and with a worker pool, ``analyze``, the metrics),
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from lightning_topo import datasets
+from lightning_topo import functional as F
 from tests.fakedevice import FAKE, FakeDeviceTensor, fake_device, fake_generator
 
 MATRIX = 8  # bytes per entry of a float64 matrix
@@ -133,3 +137,137 @@ def test_cuda_autocast_is_the_cpu_autocast_on_the_fake_device():
             assert (x @ x.T).dtype == torch.bfloat16
             with torch.autocast("cuda", enabled=False):
                 assert (x @ x.T).dtype == torch.float32
+
+
+# -- one test per defect of the device path --------------------------------------------------------------------------
+
+
+def test_the_spanning_tree_makes_no_host_sync_on_the_device():
+    """Before: 3 syncs per step (0-d device tensors as indices), 897 for 300 points."""
+    d = F.pairwise_distances(_cloud(300))
+    with fake_device() as counters:
+        d_dev = d.to("cuda")
+        counters.reset()
+        deaths = F.h0_mst_deaths(d_dev)
+        assert counters.host_syncs == 0, counters.sync_sites
+        assert deaths.device == FAKE
+        deaths = deaths.cpu()
+    torch.testing.assert_close(deaths.sort().values, F.h0_mst_deaths(d).sort().values, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("distance_matrix", [False, True])
+def test_farthest_point_sampling_makes_no_host_sync_per_point(distance_matrix):
+    """Before: one sync per chosen point (51 for 50 points) and the input checks made n x n temporaries."""
+    x = _cloud(300)
+    data = F.pairwise_distances(x) if distance_matrix else x
+    expected = F.subsample(data, 50, "farthest", distance_matrix=distance_matrix)
+    with fake_device() as counters:
+        data_dev = data.to("cuda")
+        syncs = []
+        for n in (10, 50):
+            counters.reset()
+            idx = F.subsample(data_dev, n, "farthest", distance_matrix=distance_matrix)
+            syncs.append(counters.host_syncs)
+        assert syncs[0] == syncs[1] <= 1, counters.sync_sites  # the input checks' one sync, whatever n
+        assert idx.device == FAKE
+        counters.reset()
+        order = F.farthest_point_indices(data_dev, 50, distance_matrix=distance_matrix)
+        assert counters.host_syncs == 0
+        assert torch.equal(idx.cpu(), expected)
+        assert torch.equal(order.cpu().sort().values, expected)
+
+
+def test_farthest_point_indices_are_the_greedy_order():
+    x = torch.tensor([[0.0], [1.0], [10.0], [3.0], [6.0]])
+    assert F.farthest_point_indices(x, 4).tolist() == [0, 2, 4, 3]  # 0, then 10, 6 (4 away), 3 (3 away)
+    d = F.pairwise_distances(x)
+    assert F.farthest_point_indices(d, 4, distance_matrix=True).tolist() == [0, 2, 4, 3]
+
+
+def test_phdim_on_the_device_makes_a_bounded_number_of_host_syncs():
+    """Before: 4,188 syncs for 300 points (the spanning trees of 8 subsamples, a mask, a float per size)."""
+    x = _cloud(300)
+    d = F.pairwise_distances(x)
+    kwargs: dict[str, Any] = {"n_min": 50, "n_max": 300, "distance_matrix": True}
+    expected = F.intrinsic_dimension(d, "phdim", generator=torch.Generator().manual_seed(0), **kwargs)
+    with fake_device() as counters:
+        d_dev = d.to("cuda")
+        counters.reset()
+        value = F.intrinsic_dimension(d_dev, "phdim", generator=torch.Generator().manual_seed(0), **kwargs)
+        # the input check, one copy of the 7 subsamples' indices drawn on the CPU, the 8 lifetime sums read at once
+        assert counters.host_syncs <= 3, counters.sync_sites
+        assert not counters.to_host
+    assert value == pytest.approx(expected, rel=1e-12)
+
+
+def test_generators_on_the_data_device_are_accepted():
+    """Before: a CUDA generator was refused ("Expected a 'cpu' device type for generator but found 'cuda'")."""
+    x = _cloud(200)
+    labels = torch.arange(200) % 4
+    with fake_device() as counters:
+        x_dev = x.to("cuda")
+        d_dev = F.pairwise_distances(x_dev)
+        for method in ("random", "farthest", "stratified"):
+            a = F.subsample(x_dev, 20, method, labels=labels, generator=fake_generator(5))
+            b = F.subsample(x_dev, 20, method, labels=labels, generator=fake_generator(5))
+            assert a.device == FAKE
+            assert torch.equal(a.cpu(), b.cpu())
+            assert a.cpu().unique().numel() == 20
+        value = F.intrinsic_dimension(d_dev, "phdim", distance_matrix=True, n_min=50, generator=fake_generator(0))
+        assert math.isfinite(value)
+        cpu_gen = F.subsample(x_dev, 20, "random", generator=torch.Generator().manual_seed(5))  # still accepted
+        assert cpu_gen.device == FAKE
+        assert not counters.violations
+
+
+@pytest.mark.parametrize("q", [0.0, 0.1, 0.5, 0.9, 0.97, 1.0])
+def test_the_quantile_scale_on_the_device_is_the_exact_quantile_without_a_single_slice_selection(q):
+    """Before: two ``torch.kthvalue`` over the flattened n x n matrix (one CUDA thread block: seconds at n ~ 10k)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 4, size=(120, 3)).astype(np.float64)  # many ties and zero distances
+    d = F.pairwise_distances(torch.from_numpy(x))
+    upper = d.numpy()[np.triu_indices(120, k=1)]
+    with fake_device() as counters:
+        d_dev = d.to("cuda")
+        counters.reset()
+        scale = F.distance_scale(d_dev, "quantile", quantile=q)
+        assert "kthvalue" not in counters.ops
+        assert counters.host_syncs <= 2, counters.sync_sites  # the input check and the result
+    assert scale == pytest.approx(np.quantile(upper, q), rel=1e-15, abs=0)
+    assert F.distance_scale(d, "quantile", quantile=q) == scale
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_distances_on_the_device_hold_at_most_one_temporary_matrix(metric):
+    """Before: peaks of 5.1 n x n float64 matrices for the cosine distance (the result and four temporaries)."""
+    n = 512
+    x = torch.randn(n, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x[3] = 0.0
+    x[7] = 0.0
+    expected = F.pairwise_distances(x, metric=metric, normalize="quantile")
+    with fake_device() as counters:
+        x_dev = x.to("cuda")
+        counters.reset()
+        d = F.pairwise_distances(x_dev, metric=metric, normalize="quantile")
+        peak = (counters.peak_bytes - x.numel() * 8) / (MATRIX * n * n)
+        assert peak <= 2.0, f"{peak:.2f} matrices at {counters.peak_site}"
+        assert counters.host_syncs <= 1, counters.sync_sites  # the input check
+        d = d.cpu()
+    torch.testing.assert_close(d, expected, rtol=0, atol=1e-15)
+
+
+def test_checking_a_distance_matrix_on_the_device_holds_no_temporary_matrix():
+    """Before: ``distance_scale`` (validated) and ``subsample(distance_matrix=True)`` peaked at 3 matrices."""
+    n = 512
+    d = F.pairwise_distances(_cloud(n))
+    with fake_device() as counters:
+        d_dev = d.to("cuda")
+        for call in (
+            lambda: F.distance_scale(d_dev, "median"),
+            lambda: F.subsample(d_dev, 20, "farthest", distance_matrix=True),
+        ):
+            counters.reset()
+            call()
+            extra = (counters.peak_bytes - d.numel() * 8) / (MATRIX * n * n)
+            assert extra < 0.5, f"{extra:.2f} matrices at {counters.peak_site}"  # boolean blocks and tiles only
+            assert counters.host_syncs <= 2, counters.sync_sites

@@ -14,9 +14,14 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_topo import datasets
+from lightning_topo import analyze, datasets
 from lightning_topo import functional as F
+from lightning_topo.capture import ActivationCapture, reduce_samples, resolve_layers
+from lightning_topo.engine import LayerSample, PreparedLayer, WorkerPool, measure, prepare_layer, start_measurement
+from lightning_topo.metrics import IntrinsicDimension, PersistenceDescriptors
+from lightning_topo.options import MeasureOptions, build_options
 from tests.fakedevice import FAKE, FakeDeviceTensor, fake_device, fake_generator
 
 MATRIX = 8  # bytes per entry of a float64 matrix
@@ -271,3 +276,177 @@ def test_checking_a_distance_matrix_on_the_device_holds_no_temporary_matrix():
             extra = (counters.peak_bytes - d.numel() * 8) / (MATRIX * n * n)
             assert extra < 0.5, f"{extra:.2f} matrices at {counters.peak_site}"  # boolean blocks and tiles only
             assert counters.host_syncs <= 2, counters.sync_sites
+
+
+def test_preparing_a_layer_on_the_device_never_revalidates_its_own_matrix():
+    """Before: with ``ph_samples`` the engine re-checked its distance matrix (3 n x n matrices) and made 1,011 host
+    syncs for 300 points (the farthest-point loop and the H0 tree)."""
+    n = 400
+    x = _cloud(n, dim=16)
+    options = MeasureOptions(maxdim=1, ph_samples=100)
+    expected = prepare_layer(LayerSample(x), options)
+    assert isinstance(expected, PreparedLayer)
+    with fake_device() as counters:
+        x_dev = x.to("cuda")
+        counters.reset()
+        prepared = prepare_layer(LayerSample(x_dev), options)
+        peak = (counters.peak_bytes - x.numel() * 8) / (MATRIX * n * n)
+        assert peak <= 2.0, f"{peak:.2f} matrices at {counters.peak_site}"
+        # reads: finiteness (twice), constancy, TwoNN's count and sums; the farthest-point start copied to the
+        # device; the two copies out
+        assert counters.host_syncs <= 8, counters.sync_sites
+        assert not counters.violations
+        # only the float32 sub-matrix for giotto-ph and the H0 deaths of the tree leave the device
+        assert sorted((t.shape, t.dtype) for t in counters.to_host) == [
+            ((100, 100), torch.float32),
+            ((n - 1,), torch.float64),
+        ]
+    assert isinstance(prepared, PreparedLayer)
+    assert prepared.cloud.h0 is not None
+    assert expected.cloud.h0 is not None
+    np.testing.assert_array_equal(prepared.cloud.ph_dist, expected.cloud.ph_dist)
+    np.testing.assert_allclose(np.sort(prepared.cloud.h0[:, 1]), np.sort(expected.cloud.h0[:, 1]), rtol=0, atol=0)
+    assert prepared.cloud.metrics == pytest.approx(expected.cloud.metrics, rel=1e-12)
+
+
+def test_a_projected_sample_is_float32_under_mixed_precision():
+    """Before: the projection matmul ran under the Trainer's autocast, so the stored sample was bf16 (TwoNN moved
+    from 1.94 to 2.78 on one layer) or fp16 (which can overflow)."""
+    x = torch.randn(64, 512, generator=torch.Generator().manual_seed(0))
+    matrix = torch.randn(512, 32, generator=torch.Generator().manual_seed(1)) / math.sqrt(32)
+    exact = (x.double() @ matrix.double()).float()
+    for dtype in (torch.bfloat16, torch.float16):
+        with torch.autocast("cpu", dtype=dtype):
+            sample = reduce_samples(x, "project", 32, lambda width, *_: matrix)
+        assert sample.dtype == torch.float32
+        torch.testing.assert_close(sample, exact, rtol=1e-5, atol=1e-5)
+
+
+def test_analyze_runs_the_model_on_the_given_device_and_moves_it_back():
+    """Before (issue 15): ``analyze(device=...)`` moved the batches but not the model, a device-mismatch error."""
+    model, loader = _model(), _loader()
+    expected = analyze(model, loader, layers=["1", "3"], n_samples=64)
+    with fake_device() as counters:
+        report = analyze(model, loader, layers=["1", "3"], n_samples=64, device="cuda")
+        assert not counters.violations
+    assert all(type(p) is nn.Parameter and p.device.type == "cpu" for p in model.parameters())
+    for layer in ("1", "3"):
+        assert report.metrics[layer] == pytest.approx(expected.metrics[layer], rel=1e-9, abs=1e-12)
+
+
+# -- the whole measurement on the fake device ------------------------------------------------------------------------
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 64), nn.ReLU(), nn.Linear(64, 300), nn.Tanh(), nn.Linear(300, 3))
+
+
+def _loader() -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(120) % 3
+    x = torch.randn(120, 6, generator=g)
+    x[:, 0] += 3.0 * y
+    return DataLoader(TensorDataset(x, y), batch_size=40)
+
+
+def _capture(model: nn.Module, device: str, options: dict) -> dict[str, LayerSample]:
+    """What ``analyze`` and the callback do: hooks on ``model`` (already on ``device``), under bf16 autocast."""
+    opts = build_options(**options)
+    capture = ActivationCapture(model, resolve_layers(model, ["input", "1", "3", "output"]), opts, opts.n_samples)
+    capture.start()
+    with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):
+        for x, y in _loader():
+            batch = (x.to(device), y.to(device))
+            capture.begin_batch(batch)
+            model(batch[0])
+            capture.end_batch()
+    return capture.finish()
+
+
+OPTIONS = {"n_samples": 96, "reduce": "project", "max_features": 32}
+DESCRIPTORS = ("betti", "total_persistence", "entropy", "id_twonn", "id_mle")
+
+
+def test_the_whole_measurement_on_the_fake_device_equals_the_cpu_and_crosses_only_float32_matrices():
+    n_layers, n_batches = 4, 3
+    # host syncs per layer: 7 reads (finiteness twice, constancy, TwoNN's and MLE's counts and sums), the class
+    # indices and the farthest-point start copied in, the float32 matrix and the H0 trees (the layer's, 3 classes')
+    # copied out; and one comparison of two samples of the same shape (are they copies?)
+    per_layer = 14
+    cpu_model = _model()
+    cpu_samples = _capture(cpu_model, "cpu", OPTIONS)
+    variants = {
+        "all points": MeasureOptions(descriptors=DESCRIPTORS, class_descriptors=("betti",)),
+        "ph_samples": MeasureOptions(descriptors=DESCRIPTORS, class_descriptors=("betti",), ph_samples=50),
+    }
+    expected = {name: measure(cpu_samples, options) for name, options in variants.items()}
+    pool = WorkerPool(1)
+    pool.warm_up()  # fork the worker before the fake device exists
+    try:
+        with fake_device() as counters:
+            model = _model().to("cuda")
+            counters.reset()
+            samples = _capture(model, "cuda", OPTIONS)
+            capture_syncs = counters.host_syncs - 2 * n_batches  # less this test's own copies of the batches
+            assert not counters.violations
+            for alias, sample in samples.items():
+                assert sample.points is not None
+                assert sample.points.device == FAKE
+                assert sample.points.dtype == torch.float32, alias  # whatever the autocast
+                torch.testing.assert_close(sample.points.cpu(), cpu_samples[alias].points, rtol=0, atol=0)
+
+            for name, options in variants.items():
+                counters.reset()
+                serial = measure(samples, options)
+                assert not counters.violations, counters.violations
+                assert counters.host_syncs <= per_layer * n_layers + 1, counters.sync_sites
+                _assert_same(serial, expected[name])
+
+                counters.reset()
+                pooled = start_measurement(samples, options, pool=pool).report()
+                assert not counters.violations, counters.violations
+                assert counters.host_syncs <= per_layer * n_layers + 1, counters.sync_sites
+                # what goes to the worker: the float32 matrices, plus each H0 tree's deaths (n - 1 float64)
+                # and each class's H0 deaths (3 classes of 32 examples, class_maxdim=0: a tree each, no matrix)
+                k = options.ph_samples or 96
+                n_trees = n_layers if options.ph_samples else 0
+                allowed = {((k, k), torch.float32), ((95,), torch.float64), ((31,), torch.float64)}
+                assert {(t.shape, t.dtype) for t in counters.to_host} <= allowed
+                assert counters.bytes_to_host == n_layers * (k * k * 4 + 3 * 31 * 8) + n_trees * 95 * 8
+                _assert_same(pooled, expected[name])
+    finally:
+        pool.shutdown()
+    # per batch: its labels in and out, the kept rows' indices copied to each layer's device (capture.py); once:
+    # each projection matrix
+    assert capture_syncs <= n_batches * (2 + n_layers) + 2
+
+
+def _assert_same(report, expected) -> None:
+    assert report.layers == expected.layers
+    for layer in expected.layers:
+        assert not report.problems.get(layer), report.problems
+        assert report.metrics[layer] == pytest.approx(expected.metrics[layer], rel=1e-9, abs=1e-12), layer
+        assert report.class_metrics.get(layer) == expected.class_metrics.get(layer), layer  # Betti numbers
+
+
+def test_the_metrics_on_the_fake_device_equal_the_cpu():
+    batches = [_cloud(100, seed=s).float() for s in range(3)]
+    cpu_pd, cpu_id = PersistenceDescriptors(maxdim=1, max_points=250), IntrinsicDimension("mle", max_points=250)
+    for b in batches:
+        cpu_pd.update(b)
+        cpu_id.update(b)
+    with fake_device() as counters:
+        pd, idim = PersistenceDescriptors(maxdim=1, max_points=250), IntrinsicDimension("mle", max_points=250)
+        for b in batches:
+            pd.update(b.to("cuda"))
+            idim.update(b.to("cuda"))
+        counters.reset()
+        values = {**pd.compute(), **idim.compute()}
+        assert not counters.violations
+        # reads: finiteness (3 times), constancy, TwoNN's and MLE's counts and sums; the two copies of the capped
+        # indices to the device; the float32 matrix out
+        assert counters.host_syncs <= 12, counters.sync_sites
+        assert [(t.shape, t.dtype) for t in counters.to_host] == [((250, 250), torch.float32)]
+    expected = {**cpu_pd.compute(), **cpu_id.compute()}
+    assert {k: float(v) for k, v in values.items()} == pytest.approx({k: float(v) for k, v in expected.items()})

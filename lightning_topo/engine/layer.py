@@ -130,28 +130,33 @@ def prepare_layer(sample: LayerSample, options: MeasureOptions) -> PreparedLayer
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         dist = F.pairwise_distances(x, metric=options.metric, normalize=options.normalize)
-        constant = not bool((dist > 0).any())
+        constant = not bool(dist.max() > 0)  # distances are >= 0: no n x n mask
         cloud = _prepare_cloud(dist, options.maxdim, options, options.descriptors, options.ph_samples, constant)
     problems = _warnings_as_problems(caught)
     classes: dict[int, _PreparedCloud] = {}
     if options.class_descriptors and sample.labels is not None:
         labels = sample.labels.reshape(-1).cpu()
         notes: dict[str, list[str]] = {}
-        for c in torch.unique(labels).tolist():
-            members = torch.nonzero(labels == c).reshape(-1)[: options.per_class_max]
-            if len(members) < 3:
-                notes.setdefault("fewer than 3 examples (left out)", []).append(f"{c} ({len(members)} examples)")
+        members = {int(c): torch.nonzero(labels == c).reshape(-1)[: options.per_class_max] for c in labels.unique()}
+        measured = {c: rows for c, rows in members.items() if len(rows) >= 3}
+        indices: dict[int, torch.Tensor] = {}
+        if measured:  # every class's indices in one copy to the device (each copy from the host waits for it)
+            on_device = torch.cat(list(measured.values())).to(dist.device).split([len(r) for r in measured.values()])
+            indices = dict(zip(measured, on_device, strict=True))
+        for c, rows in members.items():
+            if c not in indices:
+                notes.setdefault("fewer than 3 examples (left out)", []).append(f"{c} ({len(rows)} examples)")
                 continue
-            idx = members.to(dist.device)
+            idx = indices[c]
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", RuntimeWarning)
-                sub = dist[idx][:, idx]
-                classes[int(c)] = _prepare_cloud(
+                sub = dist[idx[:, None], idx]  # one gather (dist[idx][:, idx] would first copy k x n)
+                classes[c] = _prepare_cloud(
                     sub, options.class_maxdim, options, options.class_descriptors, None, constant
                 )
             for w in caught:  # "TwoNN needs at least 20 distinct points but got 17. Returning NaN."
                 why = re.sub(r"( but got \d+)?\.( Returning NaN\.)?$", "", str(w.message)) + " (NaN)"
-                notes.setdefault(why, []).append(f"{c} ({len(members)} examples)")
+                notes.setdefault(why, []).append(f"{c} ({len(rows)} examples)")
         if notes:
             problems["classes"] = "per class: " + "; ".join(
                 f"class{'es' if len(cs) > 1 else ''} {', '.join(cs)}: {why}" for why, cs in notes.items()
@@ -185,14 +190,14 @@ def _prepare_cloud(
     metrics = distance_descriptors(dist, [] if constant else descriptors, options.params)
     metrics.update({name: math.nan for name in descriptors if name not in metrics and not DESCRIPTORS[name].per_dim})
     n = dist.shape[0]
-    subsample = ph_samples is not None and ph_samples < n
     ph = dist
-    if subsample:
+    if ph_samples is not None and ph_samples < n:
+        # the engine's own matrix is valid: no re-check (that made n x n temporaries and host syncs)
         gen = torch.Generator().manual_seed(options.seed)
-        idx = F.subsample(dist, ph_samples, "farthest", generator=gen, distance_matrix=True)  # type: ignore[arg-type]
-        ph = dist[idx][:, idx]
+        idx = F.farthest_point_indices(dist, ph_samples, generator=gen, distance_matrix=True).sort().values
+        ph = dist[idx[:, None], idx]  # one gather (dist[idx][:, idx] would first copy k x n)
     h0 = None
-    if maxdim == 0 or subsample or n >= options.h0_tree_from:
+    if maxdim == 0 or ph is not dist or n >= options.h0_tree_from:
         h0 = np.array(rips_from_distances(dist, 0, thresh=options.thresh)[0])
     ph_dist = ph.to(torch.float32).cpu().numpy() if maxdim >= 1 else None
     return _PreparedCloud(ph_dist, h0, metrics)

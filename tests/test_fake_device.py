@@ -199,8 +199,9 @@ def test_phdim_on_the_device_makes_a_bounded_number_of_host_syncs():
         d_dev = d.to("cuda")
         counters.reset()
         value = F.intrinsic_dimension(d_dev, "phdim", generator=torch.Generator().manual_seed(0), **kwargs)
-        # the input check, one copy of the 7 subsamples' indices drawn on the CPU, the 8 lifetime sums read at once
-        assert counters.host_syncs <= 3, counters.sync_sites
+        # the input check, "any duplicates?", one copy of the 7 subsamples' indices drawn on the CPU, the 8 lifetime
+        # sums read at once
+        assert counters.host_syncs <= 4, counters.sync_sites
         assert not counters.to_host
     assert value == pytest.approx(expected, rel=1e-12)
 
@@ -256,7 +257,7 @@ def test_distances_on_the_device_hold_at_most_one_temporary_matrix(metric):
         d = F.pairwise_distances(x_dev, metric=metric, normalize="quantile")
         peak = (counters.peak_bytes - x.numel() * 8) / (MATRIX * n * n)
         assert peak <= 2.0, f"{peak:.2f} matrices at {counters.peak_site}"
-        assert counters.host_syncs <= 1, counters.sync_sites  # the input check
+        assert counters.host_syncs <= 2, counters.sync_sites  # the input check, "any rows close enough to be equal?"
         d = d.cpu()
     torch.testing.assert_close(d, expected, rtol=0, atol=1e-15)
 
@@ -278,6 +279,29 @@ def test_checking_a_distance_matrix_on_the_device_holds_no_temporary_matrix():
             assert counters.host_syncs <= 2, counters.sync_sites
 
 
+def test_duplicates_on_the_device_are_found_in_blocks_and_dropped_in_one_gather():
+    """Before: equal rows cost two reads in ``pairwise_distances``, and the intrinsic dimension of a matrix with
+    duplicates peaked at 2 matrices beyond its input (the checks' copies, two n x n boolean scans, a k x n copy)."""
+    n = 400
+    x = _cloud(n, dim=16)
+    x[::10] = x[1::10]  # 40 exact duplicates
+    d = F.pairwise_distances(x)
+    expected = F.intrinsic_dimension(d, "twonn", distance_matrix=True)
+    with fake_device() as counters:
+        x_dev = x.to("cuda")
+        counters.reset()
+        d_dev = F.pairwise_distances(x_dev)
+        assert counters.host_syncs <= 2, counters.sync_sites  # the input check, "any rows close enough to be equal?"
+        assert torch.equal(d_dev.cpu(), d)
+        counters.reset()
+        value = F.intrinsic_dimension(d_dev, "twonn", distance_matrix=True)
+        extra = (counters.peak_bytes - n * n * 8) / (MATRIX * n * n)
+        assert extra < 1.0, f"{extra:.2f} matrices at {counters.peak_site}"  # the 360 x 360 distinct points: 0.81
+        # the input check, "any duplicates?", which (their indices), TwoNN's count and sums
+        assert counters.host_syncs <= 5, counters.sync_sites
+    assert value == pytest.approx(expected, rel=1e-12)
+
+
 def test_preparing_a_layer_on_the_device_never_revalidates_its_own_matrix():
     """Before: with ``ph_samples`` the engine re-checked its distance matrix (3 n x n matrices) and made 1,011 host
     syncs for 300 points (the farthest-point loop and the H0 tree)."""
@@ -292,9 +316,10 @@ def test_preparing_a_layer_on_the_device_never_revalidates_its_own_matrix():
         prepared = prepare_layer(LayerSample(x_dev), options)
         peak = (counters.peak_bytes - x.numel() * 8) / (MATRIX * n * n)
         assert peak <= 2.0, f"{peak:.2f} matrices at {counters.peak_site}"
-        # reads: finiteness (twice), constancy, TwoNN's count and sums; the farthest-point start copied to the
-        # device; the two copies out
-        assert counters.host_syncs <= 8, counters.sync_sites
+        # 8 reads: finiteness (twice), "any rows close enough to be equal?", constancy, "any duplicates?" (TwoNN),
+        # TwoNN's count and sums, the number of duplicates (a note); the farthest-point start copied to the
+        # device; the matrix and the H0 deaths copied out
+        assert counters.host_syncs <= 11, counters.sync_sites
         assert not counters.violations
         # only the float32 sub-matrix for giotto-ph and the H0 deaths of the tree leave the device
         assert sorted((t.shape, t.dtype) for t in counters.to_host) == [
@@ -370,10 +395,11 @@ DESCRIPTORS = ("betti", "total_persistence", "entropy", "id_twonn", "id_mle")
 
 def test_the_whole_measurement_on_the_fake_device_equals_the_cpu_and_crosses_only_float32_matrices():
     n_layers, n_batches = 4, 3
-    # host syncs per layer: 7 reads (finiteness twice, constancy, TwoNN's and MLE's counts and sums), the class
-    # indices and the farthest-point start copied in, the float32 matrix and the H0 trees (the layer's, 3 classes')
-    # copied out; and one comparison of two samples of the same shape (are they copies?)
-    per_layer = 14
+    # host syncs per layer: 11 reads (finiteness twice, "any rows close enough to be equal?", constancy, "any
+    # duplicates?", count and sums for TwoNN and again for MLE, the number of duplicates), the class indices and
+    # the farthest-point start copied in, the float32 matrix and the H0 trees (the layer's, 3 classes') copied out;
+    # and one comparison of two samples of the same shape (are they copies?)
+    per_layer = 18
     cpu_model = _model()
     cpu_samples = _capture(cpu_model, "cpu", OPTIONS)
     variants = {
@@ -444,9 +470,10 @@ def test_the_metrics_on_the_fake_device_equal_the_cpu():
         counters.reset()
         values = {**pd.compute(), **idim.compute()}
         assert not counters.violations
-        # reads: finiteness (3 times), constancy, TwoNN's and MLE's counts and sums; the two copies of the capped
-        # indices to the device; the float32 matrix out
-        assert counters.host_syncs <= 12, counters.sync_sites
+        # 14 reads: PersistenceDescriptors as a layer (8: see the test above) and IntrinsicDimension (finiteness
+        # twice, "any rows close enough to be equal?", "any duplicates?", MLE's count and sums); the two copies of
+        # the capped indices to the device; the float32 matrix out
+        assert counters.host_syncs <= 17, counters.sync_sites
         assert [(t.shape, t.dtype) for t in counters.to_host] == [((250, 250), torch.float32)]
     expected = {**cpu_pd.compute(), **cpu_id.compute()}
     assert {k: float(v) for k, v in values.items()} == pytest.approx({k: float(v) for k, v in expected.items()})

@@ -19,6 +19,7 @@ import torch
 
 from lightning_topo import functional as F
 from lightning_topo.diagrams import PersistenceDiagrams
+from lightning_topo.functional.intrinsic_dimension import duplicate_mask
 from lightning_topo.functional.persistence import rips_from_distances
 from lightning_topo.functional.registry import DESCRIPTORS, diagram_descriptors, distance_descriptors
 from lightning_topo.options import MeasureOptions
@@ -163,7 +164,7 @@ def prepare_layer(sample: LayerSample, options: MeasureOptions) -> PreparedLayer
             )
     volumes = None if sample.volumes is None else sample.volumes.detach().to("cpu", torch.float32).numpy()
     n = dist.shape[0]
-    n_duplicates = int(torch.triu(dist == 0, diagonal=1).any(dim=0).sum())
+    n_duplicates = int(duplicate_mask(dist).sum())
     if n_duplicates > DUPLICATE_NOTE * n and not constant:
         problems["duplicates"] = (
             f"{n_duplicates} of its {n} examples ({100 * n_duplicates / n:.0f}%) are exact duplicates of others (dead "

@@ -122,22 +122,27 @@ def _zero_duplicates_(dist: torch.Tensor, x: torch.Tensor) -> None:
     """Give exactly equal rows of ``x`` a distance of exactly 0 (a Gram matrix leaves them ~1e-6 apart).
 
     Candidates are pairs closer than 1e-5 of the largest distance; each row is compared exactly with its first
-    candidate, one vectorised pass over ``x`` in row blocks.
+    candidate, one vectorised pass over ``x`` in row blocks. Every pass over ``dist`` goes in row blocks (no
+    ``n x n`` temporary) and only "is there any candidate?" is read back.
     """
     n = dist.shape[0]
-    tol = 1e-5 * float(dist.max())
-    near = dist <= tol
-    if int(near.sum()) == n:  # only the diagonal: no two rows close enough to be equal
+    tol = dist.max() * 1e-5  # on the device
+    rows = max(1, BLOCK_ELEMENTS // n)
+    first = torch.empty(n, dtype=torch.long, device=dist.device)
+    for start in range(0, n, rows):
+        # the first row within tolerance, the row itself at the latest
+        first[start : start + rows] = (dist[start : start + rows] <= tol).to(torch.uint8).argmax(dim=1)
+    positions = torch.arange(n, device=dist.device)
+    if not bool((first != positions).any()):  # only the diagonal: no two rows close enough to be equal
         return
-    first = near.to(torch.uint8).argmax(dim=1)  # the first row within tolerance, the row itself at the latest
     equal = torch.empty(n, dtype=torch.bool, device=x.device)
     block = max(1, BLOCK_ELEMENTS // max(x.shape[1], 1))
     for start in range(0, n, block):
         stop = min(start + block, n)
         equal[start:stop] = (x[start:stop] == x[first[start:stop]]).all(dim=1)
-    group = torch.where(equal, first, torch.arange(n, device=x.device))
-    same = group[:, None] == group[None, :]
-    dist.masked_fill_(same, 0.0)
+    group = torch.where(equal, first, positions)
+    for start in range(0, n, rows):
+        dist[start : start + rows].masked_fill_(group[start : start + rows, None] == group[None, :], 0.0)
 
 
 def _normalized(dist: torch.Tensor, normalize: Normalize, quantile: float) -> torch.Tensor:

@@ -23,6 +23,7 @@ from lightning_topo.functional.persistence import h0_mst_deaths
 __all__ = [
     "TWONN_MIN_POINTS",
     "distinct_points",
+    "duplicate_mask",
     "id_from_distances",
     "intrinsic_dimension",
     "nearest_neighbor_distances",
@@ -163,11 +164,31 @@ def distinct_points(d: torch.Tensor) -> torch.Tensor:
         >>> distinct_points(d).tolist()
         [[0.0, 2.0], [2.0, 0.0]]
     """
-    duplicate = torch.triu(d == 0, diagonal=1).any(dim=0)
+    duplicate = duplicate_mask(d)
     if not bool(duplicate.any()):
         return d
     keep = torch.nonzero(~duplicate).reshape(-1)
-    return d[keep][:, keep]
+    return d[keep[:, None], keep]  # one gather (d[keep][:, keep] would first copy k x n)
+
+
+def duplicate_mask(d: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` booleans: True at each point at distance exactly 0 from an earlier point (a duplicate).
+
+    Computed in blocks of columns on ``d``'s device (no ``n x n`` temporary, no host synchronisation).
+
+    Example:
+        >>> duplicate_mask(torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, 2.0], [2.0, 2.0, 0.0]])).tolist()
+        [False, True, False]
+    """
+    n = d.shape[0]
+    out = torch.empty(n, dtype=torch.bool, device=d.device)
+    positions = torch.arange(n, device=d.device)
+    cols = max(1, _ROW_BLOCK_ELEMENTS // max(n, 1))
+    for start in range(0, n, cols):
+        block = d[:, start : start + cols]
+        earlier = positions[:, None] < positions[None, start : start + cols]
+        out[start : start + cols] = (block == 0).logical_and_(earlier).any(dim=0)
+    return out
 
 
 def nearest_neighbor_distances(x: Any, k: int, *, distance_matrix: bool = False) -> torch.Tensor:

@@ -182,7 +182,7 @@ def distance_scale(
     The quantile uses linear interpolation over the ``n (n - 1) / 2`` distinct pairs, like ``torch.quantile`` (which
     stops at 16 M entries), for any ``n``. Both order statistics are exact: on the CPU from one introselect over the
     upper triangle; on an accelerator from a bisection over the bit patterns of the distances (non-negative floats
-    order like their bits), 64 passes that each count the pairs below a threshold in row blocks, parallel over the
+    order like their bits), 63 passes that each count the pairs below a threshold in row blocks, parallel over the
     whole device, with no ``n x n`` temporary and no host synchronisation (``torch.kthvalue`` over the matrix would
     run in one CUDA thread block: seconds at ``n`` around 10,000).
 

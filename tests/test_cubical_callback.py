@@ -10,35 +10,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from lightning_topo import TopologyMonitor, analyze, rank_models
 from lightning_topo.functional import topological_complexity_decay
-from tests._models import RecordingLogger, trainer
-
-
-def _images(n: int = 64, seed: int = 0) -> TensorDataset:
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % 2
-    x = torch.rand(n, 1, 12, 12, generator=g)
-    x[y == 1, :, 3:9, 3:9] += 1.0  # class 1: a bright square
-    return TensorDataset(x, y)
-
-
-class SmallCNN(nn.Module):
-    def __init__(self, width: int = 6) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv1 = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU())
-        self.conv2 = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
-        self.conv3 = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
-        self.conv4 = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
-        self.head = nn.Linear(width, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv4(self.conv3(self.conv2(self.conv1(x))))
-        return self.head(h.mean(dim=(2, 3)))
+from tests._models import RecordingLogger, SmallCNN, trainer
+from tests._models import images as _images
 
 
 def _gudhi_betti(maps: np.ndarray, threshold: float) -> np.ndarray:

@@ -497,6 +497,7 @@ class _Panels(_Plot):
             ax.grid(True, color="0.93", lw=0.8)
         self.title = fig.suptitle(" ", fontsize=_TITLE, x=0.75 / fig.get_figwidth(), ha="left", y=1 - 0.12 / height)
         self.legend: Any = None
+        self.legend_labels: list[str] = []
         self.dynamic(self.title)
         self.n_layers = len(ticks) if ticks is not None else 0
 
@@ -512,10 +513,11 @@ class _Panels(_Plot):
         return self.figure
 
     def update_series(
-        self, series: Sequence[Mapping[str, tuple[Sequence[float], Sequence[float]]]], title: str
+        self, names: Sequence[str], series: Sequence[Mapping[str, tuple[Sequence[float], Sequence[float]]]], title: str
     ) -> Figure:
         labels: list[str] = []
-        for ax, by_series, lines in zip(self.axes, series, self.lines, strict=True):
+        for ax, name, by_series, lines in zip(self.axes, names, series, self.lines, strict=True):
+            ax.set_ylabel(name, fontsize=_LABEL)
             items = [
                 (k, np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)) for k, (x, y) in by_series.items()
             ]
@@ -527,8 +529,10 @@ class _Panels(_Plot):
             labels = labels or [k for k, _, _ in items]
             xs = np.concatenate([x for _, x, _ in items] or [np.zeros(1)])
             ax.set_xlim(float(np.nanmin(xs)) - 0.5, float(np.nanmax(xs)) + 0.5)
-            _sticky_ylim(ax, np.concatenate([y for _, _, y in items] or [np.zeros(1)]))
-        if len(labels) > 1 and self.legend is None:
+            _sticky_ylim(ax, np.concatenate([y for _, _, y in items] or [np.zeros(1)]), keep=False)
+        if len(labels) > 1 and labels != self.legend_labels:
+            if self.legend is not None:
+                self.legend.remove()
             width = self.figure.get_figwidth()
             self.legend = self.figure.legend(
                 handles=self.lines[0][: len(labels)],
@@ -539,14 +543,16 @@ class _Panels(_Plot):
                 title="layer",
                 title_fontsize=_TICK,
             )
+            self.legend_labels = labels
         self.title.set_text(title)
         self.signature = tuple(labels)
         return self.figure
 
 
-def _sticky_ylim(ax: Axes, ys: np.ndarray) -> tuple[float, float]:
-    """Round y limits around the finite ``ys``, kept from the previous update while the values still fill at least
-    half of them: epochs stay comparable at a glance, and the axis (its text) need not be drawn again."""
+def _sticky_ylim(ax: Axes, ys: np.ndarray, keep: bool = True) -> tuple[float, float]:
+    """Round y limits around the finite ``ys``; with ``keep``, the previous update's limits while the values still
+    fill at least half of them: epochs stay comparable at a glance, and the axis (its text) need not be drawn
+    again."""
     from matplotlib.ticker import MaxNLocator
 
     finite = np.asarray(ys, dtype=np.float64)
@@ -555,7 +561,7 @@ def _sticky_ylim(ax: Axes, ys: np.ndarray) -> tuple[float, float]:
     if hi - lo < 1e-12 * max(abs(hi), 1.0):
         lo, hi = lo - max(abs(lo) * 0.1, 0.5), hi + max(abs(hi) * 0.1, 0.5)
     low, high = ax.get_ylim()
-    if ax.get_autoscaley_on() or lo < low or hi > high or (hi - lo) < 0.5 * (high - low):
+    if not keep or ax.get_autoscaley_on() or lo < low or hi > high or (hi - lo) < 0.5 * (high - low):
         pad = 0.03 * (hi - lo)
         ticks = MaxNLocator(nbins=5).tick_values(lo - pad, hi + pad)
         low, high = float(ticks[0]), float(ticks[-1])
@@ -588,6 +594,7 @@ def plot_history(
     title: str = "",
     *,
     ylabel: str | None = None,
+    reuse: bool = False,
 ) -> Figure:
     """One descriptor over epochs, a line per layer (coloured as in the depth profile).
 
@@ -597,10 +604,14 @@ def plot_history(
         ('epoch', 'id_twonn', 2)
     """
     series = {layer: (list(epochs), list(ys)) for layer, ys in values.items()}
-    return _Panels((ylabel or title,), None, len(series), False).update_series([series], title)
+    names = (ylabel or title,)
+    plot = _plot(_Panels, (1, None, len(series)), reuse, lambda blit: _Panels(names, None, len(series), blit))
+    return plot.update_series(names, [series], title)
 
 
-def plot_metrics(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str = "") -> Figure:
+def plot_metrics(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str = "", *, reuse: bool = False
+) -> Figure:
     """Several quantities over epochs, one panel each (``{name: (epochs, values)}``): a run's validation loss and
     accuracy beside ``topo/score``.
 
@@ -610,7 +621,8 @@ def plot_metrics(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], 
         ['val_loss', 'topo/score']
     """
     names = tuple(series)
-    return _Panels(names, None, 1, False).update_series([{name: series[name]} for name in names], title)
+    plot = _plot(_Panels, (len(names), None, 1), reuse, lambda blit: _Panels(names, None, 1, blit))
+    return plot.update_series(names, [{name: series[name]} for name in names], title)
 
 
 # pixels -----------------------------------------------------------------------------------------------------

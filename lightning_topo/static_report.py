@@ -16,7 +16,7 @@ import html
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,10 @@ def _tensorboard_scalars(run: Path) -> tuple[dict[str, dict[int, float]], list[s
                     name = re.sub(r"\\(.)", r"\1", match.group(1)) if match else None
                     if name is not None and name not in order:
                         order.append(name)
+    for tag in tags["scalars"]:  # layers the layout did not name: in the order they were first logged
+        name = tag.split("/")[1] if tag.count("/") == 2 else None
+        if name is not None and name not in order:
+            order.append(name)
     return out, order
 
 
@@ -264,23 +268,8 @@ def render_report(logdir: str | Path, out: str | Path | None = None) -> list[Pat
 def _render_run(run: Run, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     reports = [r for r in run.reports if r.layers]
-    figures: list[tuple[str, str, Any]] = []
-    metrics = run.metrics
-    if metrics:
-        series = {k: (list(v), list(v.values())) for k, v in metrics.items()}
-        figures.append(("Validation metrics and score", "metrics.png", plotting.plot_metrics(series, _name(run))))
-    if reports:
-        report = reports[-1]
-        epochs = [int(r.epoch or 0) for r in reports]
-        for d in report.metrics[report.layers[0]]:
-            values = {layer: [r.metrics.get(layer, {}).get(d, math.nan) for r in reports] for layer in report.layers}
-            fig = plotting.plot_history(epochs, values, f"{d} over epochs", ylabel=d)
-            figures.append(("Descriptors over epochs", f"history_{_slug(d)}.png", fig))
-        depth = plotting.plot_depth_profile(report, title=f"Depth profile, epoch {epochs[-1]}")
-        figures.append(("Depth profile", "depth_profile.png", depth))
-        figures.extend(_layer_figures(reports))
     sections: dict[str, list[str]] = {}
-    for section, name, fig in figures:
+    for section, name, fig in _figures(run, reports):  # each reused figure becomes a PNG before the next is drawn
         png = plotting.figure_to_png(fig)
         (out / name).write_bytes(png)
         encoded = base64.b64encode(png).decode("ascii")
@@ -292,10 +281,27 @@ def _render_run(run: Run, out: Path) -> Path:
     return page
 
 
-def _layer_figures(reports: list[TopologyReport]) -> list[tuple[str, str, Any]]:
+def _figures(run: Run, reports: list[TopologyReport]) -> Iterator[tuple[str, str, Any]]:
+    metrics = run.metrics
+    if metrics:
+        series = {k: (list(v), list(v.values())) for k, v in metrics.items()}
+        yield "Validation metrics and score", "metrics.png", plotting.plot_metrics(series, _name(run), reuse=True)
+    if not reports:
+        return
+    report = reports[-1]
+    epochs = [int(r.epoch or 0) for r in reports]
+    for d in report.metrics[report.layers[0]]:
+        values = {layer: [r.metrics.get(layer, {}).get(d, math.nan) for r in reports] for layer in report.layers}
+        fig = plotting.plot_history(epochs, values, f"{d} over epochs", ylabel=d, reuse=True)
+        yield "Descriptors over epochs", f"history_{_slug(d)}.png", fig
+    depth = plotting.plot_depth_profile(report, title=f"Depth profile, epoch {epochs[-1]}", reuse=True)
+    yield "Depth profile", "depth_profile.png", depth
+    yield from _layer_figures(reports)
+
+
+def _layer_figures(reports: list[TopologyReport]) -> Iterator[tuple[str, str, Any]]:
     """Per layer with saved diagrams: the last Betti curves and diagram, and the curves over epochs, on the layer's
     range fixed at its first saved measurement (as in TensorBoard)."""
-    figures: list[tuple[str, str, Any]] = []
     last = reports[-1]
     for layer in last.layers:
         if layer in last.copies:
@@ -309,16 +315,15 @@ def _layer_figures(reports: list[TopologyReport]) -> list[tuple[str, str, Any]]:
         epoch = int(saved[-1].epoch or 0)
         section = f"Layer {layer}"
         title = f"{layer}: Betti curves, epoch {epoch}"
-        figures.append((section, f"{_slug(layer)}_betti_curves.png", plotting.plot_betti_curves(curves[-1], xs, title)))
+        fig = plotting.plot_betti_curves(curves[-1], xs, title, reuse=True)
+        yield section, f"{_slug(layer)}_betti_curves.png", fig
         title = f"{layer}: persistence diagram, epoch {epoch}"
-        figures.append(
-            (section, f"{_slug(layer)}_diagram.png", plotting.plot_diagram(saved[-1].diagrams[layer], title, top=x_max))
-        )
+        fig = plotting.plot_diagram(saved[-1].diagrams[layer], title, top=x_max, reuse=True)
+        yield section, f"{_slug(layer)}_diagram.png", fig
         if len(saved) > 1:
             epochs = [int(r.epoch or 0) for r in saved]
-            fig = plotting.plot_betti_evolution(epochs, curves, xs, layer)
-            figures.append((section, f"{_slug(layer)}_betti_evolution.png", fig))
-    return figures
+            fig = plotting.plot_betti_evolution(epochs, curves, xs, layer, reuse=True)
+            yield section, f"{_slug(layer)}_betti_evolution.png", fig
 
 
 def _name(run: Run) -> str:

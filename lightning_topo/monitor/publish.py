@@ -10,6 +10,7 @@ when it arrives later (``compute="async"``). Figures and files are rank zero's j
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import lightning.pytorch as pl
 import numpy as np
 
 from lightning_topo import plotting
-from lightning_topo._warnings import warn_once
+from lightning_topo._warnings import TopologyWarning
 from lightning_topo.dashboard import add_report
 from lightning_topo.engine import FigureRequest, LayerResult
 from lightning_topo.report import TopologyReport
@@ -157,6 +158,7 @@ class Publisher:
         self.curves: dict[str, list[tuple[int, np.ndarray]]] = {}
         self._n_measured = 0
         self._layout_registered = False
+        self._warned_images = False
 
     # figures ----------------------------------------------------------------------------------------------
     def figure_requests(
@@ -184,10 +186,13 @@ class Publisher:
         if not self.figure_every or not trainer.is_global_zero or self._n_measured % self.figure_every:
             return False
         sinks, unable = image_sinks(trainer.loggers)
-        if unable:
-            warn_once(
+        if unable and not self._warned_images:  # once per monitor
+            self._warned_images = True
+            warnings.warn(
                 f"TopologyMonitor: {', '.join(unable)} cannot show images, so its figures are skipped (the scalars "
-                "are logged). TensorBoardLogger and loggers with `log_image` get them.",
+                "are logged). TensorBoardLogger, MLFlowLogger and loggers with `log_image` (W&B) get them.",
+                TopologyWarning,
+                stacklevel=2,
             )
         return bool(sinks)
 
@@ -217,6 +222,7 @@ class Publisher:
             self._files(trainer, report)
             for writer in filter(None, map(_tensorboard_writer, trainer.loggers)):
                 add_report(writer, report, self.prefix, step)  # the Topology dashboard's data
+            self._layout(trainer, report)
             if requests is not None:
                 self._figures(trainer, report, images, requests, step)
         return scalars
@@ -239,6 +245,18 @@ class Publisher:
         if self.save_diagrams:
             report.save(Path(trainer.log_dir or trainer.default_root_dir) / "topology", self.prefix)
 
+    def _layout(self, trainer: pl.Trainer, report: TopologyReport) -> None:
+        """Register the custom-scalars layout with every TensorBoard logger, once (it also tells
+        ``lightning-topo report`` the layers' depth order)."""
+        if self._layout_registered:
+            return
+        for logger in trainer.loggers:
+            writer = _tensorboard_writer(logger)
+            if writer is not None and hasattr(writer, "add_custom_scalars"):
+                metrics = validation_metrics(trainer, self.prefix)
+                writer.add_custom_scalars(custom_scalars_layout(report, self.prefix, metrics))
+        self._layout_registered = True
+
     def _figures(
         self,
         trainer: pl.Trainer,
@@ -248,13 +266,6 @@ class Publisher:
         step: int,
     ) -> None:
         sinks, _ = image_sinks(trainer.loggers)
-        if not self._layout_registered:
-            for logger in trainer.loggers:
-                writer = _tensorboard_writer(logger)
-                if writer is not None and hasattr(writer, "add_custom_scalars"):
-                    metrics = validation_metrics(trainer, self.prefix)
-                    writer.add_custom_scalars(custom_scalars_layout(report, self.prefix, metrics))
-            self._layout_registered = True
         for tag, image in self._images(report, images, requests):
             for sink in sinks:
                 sink(tag, image, step)

@@ -139,7 +139,8 @@ def test_figures_have_at_least_twice_the_former_resolution(run):
 def test_betti_curve_range_is_fixed_at_the_first_measurement_and_covers_its_finite_deaths(run):
     _, logger, monitor = run
     folder = Path(logger.log_dir) / "topology"
-    reports = [TopologyReport.load(folder / f"epoch_{e}.json") for e in range(3)]
+    reports = [TopologyReport.load(path) for path in sorted(folder.glob("epoch_*.json"))]
+    assert [r.epoch for r in reports] == [0, 1, 2]
     state = monitor.state_dict()
     ranges, curves = state["plot_ranges"], state["plotted_betti_curves"]
     assert sorted(ranges) == sorted(LAYERS[:-1])  # `output` is a copy of `head`: not drawn
@@ -257,8 +258,8 @@ def test_reused_figures_draw_what_a_new_figure_draws():
 def test_saved_diagrams_and_scalars_cover_every_epoch_and_layer(run):
     _, logger, monitor = run
     folder = Path(logger.log_dir) / "topology"
-    # one file per measurement, named by epoch and global step (6 training batches per epoch)
-    names = ["epoch_0_step_6.json", "epoch_1_step_12.json", "epoch_2_step_18.json"]
+    # one file per measurement, named by epoch and the step of its scalars (6 training batches per epoch)
+    names = ["epoch_0_step_5.json", "epoch_1_step_11.json", "epoch_2_step_17.json"]
     assert sorted(p.name for p in folder.glob("epoch_*.json")) == names
     record = json.loads((folder / names[-1]).read_text())
     assert record["scalars"] == pytest.approx(monitor.history[-1]["scalars"])

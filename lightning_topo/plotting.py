@@ -166,12 +166,12 @@ class _Plot:
     """A figure and the artists an update changes.
 
     A reused plot (``blit=True``) draws in two layers: the *static* artists (frame, the axes whose limits are fixed
-    by ``signature``, labels, legend) are drawn once per signature and kept as pixels (at most
-    ``_BACKGROUNDS`` per plot); each render restores those pixels and draws only the *dynamic* artists (data,
-    titles, the axes whose ticks move). Text is half the cost of a figure, so this is most of the saving.
+    by ``signature``, labels, legend) are drawn once per signature and kept as pixels (at most ``_BACKGROUNDS`` per
+    plot, about 1 MB each); each render restores those pixels and draws only the *dynamic* artists (data, titles,
+    the axes whose ticks move). Text is half the cost of a figure, so this is most of the saving.
     """
 
-    _BACKGROUNDS = 12
+    _BACKGROUNDS = 16
 
     def __init__(self, figure: Figure, blit: bool) -> None:
         self.figure = figure
@@ -341,7 +341,10 @@ def plot_diagram(
         ('layer', 'birth (normalised scale)')
     """
     largest = max(diagrams.max_finite_value(), 1e-9) * 1.1
-    top = largest if top is None or largest > top else float(top)
+    if top is None:
+        top = largest
+    elif largest > top:  # widen by powers of two, so that the axes (kept drawn) change only now and then
+        top = float(top) * 2.0 ** math.ceil(math.log2(largest / top))
     n_dims = max(len(diagrams), 1)
     return _plot(_Diagram, (n_dims,), reuse, lambda blit: _Diagram(n_dims, blit)).update(diagrams, title, top)
 
@@ -377,22 +380,26 @@ class _Evolution(_Plot):
             ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
             _labels(ax, "scale t (normalised distance)", "epoch", x_pad=-0.1, y_pad=-0.12)
             self.images.append(image)
-            self.dynamic(image, ax.yaxis, ax.title)
+            self.dynamic(image, ax.title)
 
     def update(self, epochs: Sequence[int], curves: np.ndarray, x_max: float, title: str) -> Figure:
         rows, first, step = _epoch_rows(epochs)
         n_rows = int(rows.max()) + 1
         extent = (0.0, x_max, first - step / 2, first + step * (n_rows - 0.5))
+        # the epoch axis reaches a round number of rows (1, 2, 5, 10, 20, ...): the heat map grows up an axis that
+        # changes only now and then, so its ticks stay drawn
+        ylim = (first - step / 2, first + step * (_nice_ceil(n_rows) - 0.5))
         tops = []
         for q, (ax, image) in enumerate(zip(self.axes, self.images, strict=True)):
             data = np.full((n_rows, curves.shape[2]), np.nan)
             data[rows] = curves[:, q, :]
             image.set_data(np.ma.masked_invalid(data))
             image.set_extent(extent)
+            ax.set_ylim(*ylim)
             tops.append(_nice_ceil(float(np.nanmax(data))))  # rounded, so the colour bar rarely changes
             image.set_clim(0.0, tops[-1])
             ax.set_title(f"{title}: β{q} over epochs".strip(": "), fontsize=_TITLE, y=1.0, pad=6)
-        self.signature = (x_max, *tops)
+        self.signature = (x_max, *ylim, *tops)
         return self.figure
 
 

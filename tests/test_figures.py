@@ -210,7 +210,9 @@ def test_evolution_heat_map_has_a_regular_epoch_axis():
     curves = [np.full((2, 4), e) for e in (0, 2, 4, 6, 8, 10, 12)]
     ax = plotting.plot_betti_evolution([0, 2, 4, 6, 8, 10, 12], curves, np.linspace(0, 0.3, 4)).axes[0]
     low, high = ax.get_ylim()
-    assert (low, high) == (-1.0, 13.0)  # one row per epoch step of 2, centred on the epochs
+    # one row per epoch step of 2, centred on the epochs; the axis reaches a round 10 rows (epochs 0 to 18)
+    assert (low, high) == (-1.0, 19.0)
+    assert ax.get_images()[0].get_extent()[2:] == [-1.0, 13.0]
     ticks = [t for t in ax.get_yticks() if low <= t <= high]
     assert all(float(t).is_integer() for t in ticks)
     assert len(set(np.diff(ticks))) == 1  # evenly spaced

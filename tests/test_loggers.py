@@ -95,7 +95,8 @@ def test_wandb_offline_gets_scalars_and_figures_at_the_same_steps(tmp_path, monk
     rows = []
     for record in _wandb_records(run_file):
         if record.WhichOneof("record_type") == "history":
-            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item})
+            items = record.history.item
+            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items})
     steps = [r["trainer/global_step"] for r in rows if "val_loss" in r]
     assert len(steps) == 2
     for key in KEYS:

@@ -71,9 +71,28 @@ def _tensorboard_writer(logger: Any) -> Any:
 
 def _tensorboard_sink(writer: Any) -> ImageSink:
     def sink(tag: str, image: np.ndarray, step: int) -> None:
-        writer.add_image(tag, image, global_step=step, dataformats="HWC")
+        file_writer = getattr(writer, "file_writer", None)  # created with the first scalar, before any image
+        if file_writer is None or not callable(getattr(file_writer, "add_summary", None)):
+            writer.add_image(tag, image, global_step=step, dataformats="HWC")
+            return
+        file_writer.add_summary(_image_summary(tag, image), step)
 
     return sink
+
+
+def _image_summary(tag: str, image: np.ndarray) -> Any:
+    """What ``add_image`` writes, with the PNG compressed at zlib level 1: about three times faster to encode than
+    ``add_image``'s default, for files about 20% larger (flat-coloured figures compress well either way)."""
+    import io
+
+    from PIL import Image
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", compress_level=1)
+    height, width = image.shape[:2]
+    png = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=buf.getvalue())
+    return Summary(value=[Summary.Value(tag=tag, image=png)])
 
 
 def _mlflow_sink(logger: Any) -> ImageSink:

@@ -1,6 +1,6 @@
 """The loggers people use: scalars and figures reach CSV (scalars), MLflow (a local file store) and Weights & Biases
 (offline), at the step of the validation's own metrics. TensorBoard is covered by test_figures.py. Nothing here
-touches the network."""
+touches the network. The MLflow and W&B checks are marked slow (`pytest -m slow`): their start-up takes seconds."""
 
 import csv
 import struct
@@ -34,6 +34,7 @@ def test_csv_gets_every_scalar_at_the_step_of_the_validation_metrics(tmp_path):
         assert [float(r[key]) for r in rows if r[key]] == pytest.approx([h["scalars"][key] for h in monitor.history])
 
 
+@pytest.mark.slow  # about 5 s, most of it importing MLflow
 def test_mlflow_file_store_gets_scalars_and_figures_at_the_same_steps(tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     from lightning.pytorch.loggers import MLFlowLogger
@@ -80,6 +81,7 @@ def _wandb_records(path: Path) -> list:
     return records
 
 
+@pytest.mark.slow  # about 5 s, most of it starting W&B's local service
 def test_wandb_offline_gets_scalars_and_figures_at_the_same_steps(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     import json

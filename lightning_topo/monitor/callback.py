@@ -20,7 +20,7 @@ from lightning_topo.capture import ActivationCapture, LayerSpec, default_layers,
 from lightning_topo.engine import LayerSample, available_cores, check_problems
 from lightning_topo.functional.registry import DEFAULT_DESCRIPTORS
 from lightning_topo.monitor.ddp import distributed, gather_samples, measure_shared
-from lightning_topo.monitor.publish import Publisher
+from lightning_topo.monitor.publish import Publisher, logger_step
 from lightning_topo.monitor.queue import Finished, MeasurementQueue
 from lightning_topo.monitor.stopping import TopologyEarlyStopping
 from lightning_topo.options import (
@@ -155,10 +155,13 @@ class TopologyMonitor(Callback):
         max_scale: stop every filtration at this (normalised) scale: much cheaper, and Betti numbers and curves
             below it are exact; classes alive at ``max_scale`` become essential and leave the lifetime sums.
         backend: ``"giotto"`` or ``"gudhi"`` (GUDHI's Ripser, when installed) for the persistence call.
-        log_figures: draw figures for loggers that show images (TensorBoard; loggers with ``log_image``):
-            ``True`` at every measurement, an integer ``k`` at every k-th, ``False`` never. Tags:
+        log_figures: draw figures for loggers that show images (TensorBoard, MLflow, loggers with ``log_image``
+            such as W&B): ``True`` at every measurement, an integer ``k`` at every k-th, ``False`` never. Tags:
             ``topo/{layer}/betti_curves``, ``topo/{layer}/diagram``, ``topo/{layer}/betti_evolution`` (from the
-            second measurement) and ``topo/depth_profile``. A TensorBoard custom-scalars layout is registered once.
+            second measurement) and ``topo/depth_profile``, at the step of the validation's scalars. Each layer's
+            scale range is fixed at its first measurement, a little past its longest finite bar. A TensorBoard
+            custom-scalars layout (``topo/score`` beside the validation metrics, then one chart per layer for
+            each descriptor) is registered once.
         save_diagrams: write each measurement's diagrams and Betti curves (``topology/epoch_{e}_step_{s}.npz``)
             and scalars (``.json``) under the logger's directory, for ``lightning-topo report``.
 
@@ -223,7 +226,9 @@ class TopologyMonitor(Callback):
         self.settings = MonitorOptions(
             every_n_epochs, every_n_validations, dataloader_idx, prefix, compute, workers, log_figures, save_diagrams
         )
-        self._publisher = Publisher(prefix, self.settings.figure_every, self.settings.save_diagrams)
+        self._publisher = Publisher(
+            prefix, self.settings.figure_every, self.settings.save_diagrams, self.options.measure.betti_scale
+        )
         self._queue = MeasurementQueue(self.options, self.settings)
         self._warn = WarningLedger(lambda message: rank_zero_warn(message, category=TopologyWarning))
         self._capture: ActivationCapture | None = None
@@ -398,7 +403,7 @@ class TopologyMonitor(Callback):
         samples = gather_samples(trainer, self._finish())
         if trainer.is_global_zero:
             requests = self._requests(trainer)(list(samples))
-            self._queue.submit(samples, trainer.current_epoch, trainer.global_step, requests)
+            self._queue.submit(samples, trainer.current_epoch, logger_step(trainer), requests)
 
     def _check_size(self, trainer: pl.Trainer, n: int) -> None:
         if 0 < n < self.n_samples:

@@ -17,6 +17,7 @@ import torch
 
 from lightning_topo.engine import FigureRequest, LayerResult, LayerSample, find_copies
 from lightning_topo.engine.run import assemble
+from lightning_topo.monitor.publish import logger_step
 from lightning_topo.monitor.queue import Finished, MeasurementQueue
 from lightning_topo.report import TopologyReport
 
@@ -121,7 +122,7 @@ def measure_shared(
         metrics={},
         n_samples=sum(part[2] for part in everything),
         epoch=trainer.current_epoch,
-        step=trainer.global_step,
+        step=logger_step(trainer),
         elapsed_s=max(part[1] for part in everything),
         class_counts=counts,
         copies=copies,

@@ -86,6 +86,8 @@ class WorkerPool:
         cores = available_cores() if cores is None else cores
         self.threads = threads if threads is not None else max(1, cores // workers)
         self.broken = False
+        # seconds of each layer's last computation (by alias): the next measurement submits the costliest first
+        self.costs: dict[str, float] = {}
         self._executor = ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context(_start_method()), initializer=_init_worker
         )

@@ -7,6 +7,7 @@ does both. A failure inside one layer becomes that layer's problem (NaN metrics)
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -215,7 +216,13 @@ def start_measurement(
     futures: dict[str, Future[LayerResult]] = {}
     payloads: dict[str, LayerSample | PreparedLayer] = {}
     copies = find_copies(samples)
-    for alias, sample in samples.items():
+    order = list(samples)
+    if pool is not None:
+        # longest first (each layer's time at its last measurement; new layers first, in order): the workers
+        # then finish together instead of one waiting for the other's last long layer
+        order.sort(key=lambda alias: -pool.costs.get(alias, math.inf))
+    for alias in order:
+        sample = samples[alias]
         if alias in copies:
             continue
         request = figures.get(alias) if figures else None
@@ -230,6 +237,7 @@ def start_measurement(
                 continue
             payloads[alias] = payload
             futures[alias] = pool.submit(run_layer, payload, options, request)
+            futures[alias].add_done_callback(functools.partial(_note_cost, pool.costs, alias))
         except Exception as err:
             future: Future[LayerResult] = Future()
             future.set_exception(err)
@@ -244,6 +252,11 @@ def start_measurement(
     measurement = Measurement(list(samples), futures, payloads, options, score, n, epoch, step, counts, started)
     measurement.copies = copies
     return measurement
+
+
+def _note_cost(costs: dict[str, float], alias: str, future: Future[LayerResult]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        costs[alias] = future.result().seconds
 
 
 def find_copies(samples: Mapping[str, LayerSample]) -> dict[str, str]:

@@ -35,8 +35,19 @@ def _as_float(x: torch.Tensor, name: str) -> torch.Tensor:
     return x
 
 
+def all_finite(x: torch.Tensor) -> bool:
+    """Whether every entry of ``x`` is finite (one host synchronisation on an accelerator).
+
+    A finite sum proves it without a boolean copy of ``x`` (NaN and infinities propagate into a sum); only a sum that
+    is not finite (one of them, or an overflow of large values) needs the elementwise check.
+    """
+    if x.numel() == 0 or bool(torch.isfinite(x.sum())):
+        return True
+    return bool(torch.isfinite(x).all())
+
+
 def _check_finite(x: torch.Tensor, name: str) -> None:
-    if not bool(torch.isfinite(x).all()):
+    if not all_finite(x):
         n_nan = int(torch.isnan(x).sum())
         n_inf = int(torch.isinf(x).sum())
         raise ValueError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -24,6 +25,7 @@ __all__ = [
     "TWONN_MIN_POINTS",
     "distinct_points",
     "duplicate_mask",
+    "id_estimates",
     "id_from_distances",
     "intrinsic_dimension",
     "nearest_neighbor_distances",
@@ -139,19 +141,60 @@ def id_from_distances(
     generator: torch.Generator | None = None,
 ) -> float:
     """:func:`intrinsic_dimension` on a float64 distance matrix already known to be valid (no checks)."""
-    d = distinct_points(d)
+    options = {"fraction": fraction, "k1": k1, "k2": k2, "alpha": alpha, "n_sizes": n_sizes, "n_min": n_min}
+    return id_estimates(d, [method], n_max=n_max, generator=generator, **options)[method]
+
+
+def id_estimates(
+    d: torch.Tensor,
+    methods: Sequence[Literal["twonn", "mle", "phdim"]],
+    *,
+    distinct: bool = False,
+    fraction: float = 0.9,
+    k1: int = 10,
+    k2: int = 20,
+    alpha: float = 1.0,
+    n_sizes: int = 8,
+    n_min: int = 200,
+    n_max: int = 1000,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """Several estimators of :func:`intrinsic_dimension` on one valid float64 distance matrix (no checks), sharing
+    the work: the distinct points are found once and TwoNN and MLE read one nearest-neighbour search.
+
+    Args:
+        d: valid float64 distance matrix.
+        methods: estimators among ``"twonn"``, ``"mle"``, ``"phdim"``.
+        distinct: the caller knows that no two points are at distance 0 (the duplicate scan is skipped).
+        fraction, k1, k2, alpha, n_sizes, n_min, n_max, generator: as in :func:`intrinsic_dimension`.
+
+    Returns:
+        ``{method: estimate}``, NaN (with a warning) where an estimate cannot be computed.
+    """
+    if not distinct:
+        d = distinct_points(d)
     n = d.shape[0]
-    if method == "twonn":
-        if n < TWONN_MIN_POINTS:
-            _warn(f"TwoNN needs at least {TWONN_MIN_POINTS} distinct points but got {n}.")
-            return math.nan
-        return _twonn(_knn(d, 2), fraction)
-    if method == "mle":
-        if k2 >= n:
-            _warn(f"MLE needs more than k2={k2} points but got {n}.")
-            return math.nan
-        return _mle(_knn(d, k2), k1, k2)
-    return _phdim(d, alpha, n_sizes, n_min, n_max, generator)
+    k = max([2 if "twonn" in methods and n >= TWONN_MIN_POINTS else 0, k2 if "mle" in methods and k2 < n else 0])
+    knn = _knn(d, k) if k else None
+    out: dict[str, float] = {}
+    for method in methods:
+        if method == "twonn":
+            if n < TWONN_MIN_POINTS:
+                _warn(f"TwoNN needs at least {TWONN_MIN_POINTS} distinct points but got {n}.")
+                out[method] = math.nan
+            else:
+                assert knn is not None
+                out[method] = _twonn(knn[:, :2], fraction)
+        elif method == "mle":
+            if k2 >= n:
+                _warn(f"MLE needs more than k2={k2} points but got {n}.")
+                out[method] = math.nan
+            else:
+                assert knn is not None
+                out[method] = _mle(knn[:, :k2], k1, k2)
+        else:
+            out[method] = _phdim(d, alpha, n_sizes, n_min, n_max, generator)
+    return out
 
 
 def distinct_points(d: torch.Tensor) -> torch.Tensor:

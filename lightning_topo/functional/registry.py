@@ -22,7 +22,7 @@ from lightning_topo.functional.descriptors import (
     persistence_entropy,
     total_persistence,
 )
-from lightning_topo.functional.intrinsic_dimension import id_from_distances
+from lightning_topo.functional.intrinsic_dimension import id_estimates, id_from_distances
 
 __all__ = [
     "DEFAULT_DESCRIPTORS",
@@ -111,6 +111,23 @@ def diagram_descriptors(dgms: PersistenceDiagrams, names: Iterable[str], params:
     return out
 
 
-def distance_descriptors(dist: torch.Tensor, names: Iterable[str], params: Any) -> dict[str, float]:
-    """Every global descriptor of ``names`` on a valid float64 distance matrix."""
-    return {name: float(DESCRIPTORS[name].fn(dist, params)) for name in names if not DESCRIPTORS[name].per_dim}
+def distance_descriptors(
+    dist: torch.Tensor, names: Iterable[str], params: Any, *, distinct: bool = False
+) -> dict[str, float]:
+    """Every global descriptor of ``names`` on a valid float64 distance matrix.
+
+    The intrinsic-dimension estimators share their work (:func:`~lightning_topo.functional.intrinsic_dimension.
+    id_estimates`): the same numbers as one call each. ``distinct=True``: the caller knows that no two points are at
+    distance 0 (no duplicate scan).
+    """
+    wanted = [name for name in names if not DESCRIPTORS[name].per_dim]
+    methods = [name.removeprefix("id_") for name in wanted if name in _ID_METHODS]
+    out: dict[str, float] = {}
+    if methods:
+        generator = torch.Generator().manual_seed(params["seed"]) if "phdim" in methods else None
+        estimates = id_estimates(dist, methods, distinct=distinct, generator=generator)  # type: ignore[arg-type]
+        out = {f"id_{method}": value for method, value in estimates.items()}
+    return {name: float(out[name]) if name in out else float(DESCRIPTORS[name].fn(dist, params)) for name in wanted}
+
+
+_ID_METHODS = ("id_twonn", "id_mle", "id_phdim")

@@ -329,51 +329,70 @@ def bench_async(repeats: int) -> None:
 
 
 def bench_cost_curve(plot_path: str) -> None:
-    rows: list[tuple[str, int, float]] = []
+    """Epoch-end seconds against n_samples (exact and ``ph_samples="auto"``), layers, width and maxdim.
 
-    def point(axis: str, value: int, samples: Samples, **kwargs: Any) -> None:
+    Exact H1 is measured only where it takes less than a minute (up to 4,096 examples of this cloud; 8,192 would
+    take several minutes). The minimum of 3 runs below 4,096 examples, one run from there on.
+    """
+    rows: list[tuple[str, str, int, float]] = []
+
+    def point(axis: str, line: str, value: int, samples: Samples, **kwargs: Any) -> None:
         n = max(s.points.shape[0] for s in samples.values())
-        runs = 1 if n >= 4096 else 3  # the minimum of a few runs, except for the slowest point
+        runs = 1 if n >= 4096 else 3
         t = min(_epoch_end(samples, **kwargs)[0] for _ in range(runs))
-        rows.append((axis, value, t))
-        print(f"| {axis} | {value} | {t:.3f} |", flush=True)
+        rows.append((axis, line, value, t))
+        print(f"| {axis} | {line} | {value} | {t:.3f} |", flush=True)
 
-    print("## Cost curve (epoch-end seconds; defaults unless the row says otherwise)\n")
-    print("| varied | value | epoch-end time (s) |")
-    print("|---|---|---|")
-    for n in (256, 512, 1024, 2048, 4096):
-        point("n_samples (1 layer, width 64)", n, _layers(1, n))
-    for n_layers in (1, 2, 4, 8, 16):
-        point("layers (512 examples)", n_layers, _layers(n_layers, 512))
+    print(f"## Cost curve (epoch-end seconds; defaults unless the row says otherwise; {_load()})\n")
+    print("| varied | H1 | value | epoch-end time (s) |")
+    print("|---|---|---|---|")
+    for n in (256, 512, 1024, 2048, 4096, 8192):
+        if n <= 4096:
+            point("n_samples (1 layer, width 64)", "exact", n, _layers(1, n))
+        if n >= 1024:
+            point("n_samples (1 layer, width 64)", 'ph_samples="auto"', n, _layers(1, n), ph_samples="auto")
+    for n_layers in (1, 2, 4, 8, 16, 32):
+        point("layers (512 examples)", "exact", n_layers, _layers(n_layers, 512))
+    for n_layers in (8, 32):
+        point("layers (4,096 examples)", 'ph_samples="auto"', n_layers, _layers(n_layers, 4096), ph_samples="auto")
     gen = torch.Generator().manual_seed(0)
     base = _layers(1, 512)["layer0"].points
     for width in (64, 1_000, 10_000, 100_000):
         wide = base[:, :32] @ torch.randn(32, width, generator=gen)
-        point("width (1 layer, 512 examples)", width, {"layer0": LayerSample(wide)})
+        point("width (1 layer, 512 examples)", "exact", width, {"layer0": LayerSample(wide)})
     for maxdim in (0, 1, 2):
-        point("maxdim (1 layer, 256 examples)", maxdim, _layers(1, 256), maxdim=maxdim)
+        point("maxdim (1 layer, 256 examples)", "exact", maxdim, _layers(1, 256), maxdim=maxdim)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    axes_names = sorted({r[0] for r in rows}, key=[r[0] for r in rows].index)
-    fig, axes = plt.subplots(1, len(axes_names), figsize=(4 * len(axes_names), 3.2))
+    axes_names = list(dict.fromkeys(r[0] for r in rows))
+    fig, axes = plt.subplots(1, len(axes_names), figsize=(3.6 * len(axes_names), 3.2))
     for ax, name in zip(axes, axes_names, strict=False):
-        xs = [r[1] for r in rows if r[0] == name]
-        ys = [r[2] for r in rows if r[0] == name]
-        ax.plot(xs, ys, "o-")
+        for line in dict.fromkeys(r[1] for r in rows if r[0] == name):
+            xs = [r[2] for r in rows if r[0] == name and r[1] == line]
+            ys = [r[3] for r in rows if r[0] == name and r[1] == line]
+            ax.plot(xs, ys, "o-", label=line)
         ax.set_title(name, fontsize=9)
         ax.set_ylabel("epoch-end time (s)")
-        if name.startswith(("n_samples", "width")):
-            ax.set_xscale("log", base=2 if name.startswith("n_samples") else 10)
+        if name.startswith(("n_samples", "width", "layers")):
+            base_x = 2 if name.startswith(("n_samples", "layers")) else 10
+            ax.set_xscale("log", base=base_x)
             ax.set_yscale("log")
+            xs = sorted({r[2] for r in rows if r[0] == name})
             ax.set_xticks(xs, [str(x) for x in xs], fontsize=7)
             ax.minorticks_off()
+        if name.startswith("n_samples"):
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(plot_path, dpi=110)
     plt.close(fig)
     print(f"\nPlot: `{os.path.basename(plot_path)}`\n")
+
+
+def _load() -> str:
+    return "load average " + ", ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def bench_figures(repeats: int) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "Options",
     "Reduce",
     "Sample",
+    "auto_ph_samples",
     "build_options",
 ]
 
@@ -52,6 +53,42 @@ ScoreSpec = str | Callable[[TopologyReport], float] | None
 _NORMALIZE = ("quantile", "median", "max", None)
 
 
+AUTO_EXACT_UP_TO = 1024
+"""``ph_samples="auto"`` computes every dimension exactly on samples of up to this many examples."""
+
+AUTO_MIN_PH_SAMPLES = 512
+"""``ph_samples="auto"`` never computes H1 on fewer farthest points than this."""
+
+
+def auto_ph_samples(n: int) -> int:
+    """The farthest-point subsample size of ``ph_samples="auto"`` for ``n`` examples: all of them up to
+    :data:`AUTO_EXACT_UP_TO` (1,024), then ``max(512, 2^20 / n)``.
+
+    Where it comes from (``benchmarks/RESULTS.md``, "Ten times the sample"): on 2 cores the budget is about 0.5 s of
+    one core per layer (8 layers in 2 s). The exact part of a layer (distances, quantile, spanning tree, intrinsic
+    dimension, all on every example) grows like ``n^2``: about 0.25 s at 4,096 examples. H1 grows about 10x per
+    doubling of its points: 0.05-0.1 s at 512 farthest points, 0.3-0.6 s at 1,024. Exact H1 fits up to 1,024
+    examples; beyond, the H1 share shrinks as the ``n^2`` part grows, so the subsample shrinks with ``1 / n`` down to
+    512 points (from 2,048 examples on).
+
+    Example:
+        >>> [auto_ph_samples(n) for n in (512, 1024, 1536, 2048, 8192)]
+        [512, 1024, 682, 512, 512]
+    """
+    if n <= AUTO_EXACT_UP_TO:
+        return n
+    return max(AUTO_MIN_PH_SAMPLES, (1 << 20) // n)
+
+
+def check_ph_samples(value: Any) -> None:
+    """``ph_samples`` is ``None``, ``"auto"`` or an integer >= 3."""
+    if value is None or value == "auto":
+        return
+    if isinstance(value, str):
+        raise ValueError(f"Expected `ph_samples` to be an integer >= 3, 'auto' or None but got {value!r}.")
+    check_positive_int("ph_samples", value, minimum=3)
+
+
 @dataclass(frozen=True)
 class MeasureOptions:
     """How one layer's sample becomes numbers (see ``TopologyMonitor`` for each field's meaning).
@@ -63,7 +100,8 @@ class MeasureOptions:
     descriptors: tuple[str, ...] = DEFAULT_DESCRIPTORS
     metric: Metric = "euclidean"
     normalize: Normalize = "quantile"
-    ph_samples: int | None = None
+    ph_samples: int | Literal["auto"] | None = None
+    ph_sparse: float | None = None
     betti_scale: float = 0.2
     long_fraction: float = 0.1
     n_threads: int = -1
@@ -86,8 +124,19 @@ class MeasureOptions:
             check_choice("descriptors", name, tuple(DESCRIPTORS))
         check_choice("metric", self.metric, get_args(Metric))
         check_choice("normalize", self.normalize, _NORMALIZE)
-        if self.ph_samples is not None:
-            check_positive_int("ph_samples", self.ph_samples, minimum=3)
+        check_ph_samples(self.ph_samples)
+        if self.ph_sparse is not None and not (
+            isinstance(self.ph_sparse, int | float)
+            and not isinstance(self.ph_sparse, bool)
+            and 1 < self.ph_sparse < math.inf
+        ):
+            raise ValueError(
+                f"Expected `ph_sparse` to be an approximation factor > 1 (e.g. 2.0) or None but got {self.ph_sparse!r}."
+            )
+        if self.ph_sparse is not None and self.backend != "giotto":
+            raise ValueError(
+                "Expected backend='giotto' with `ph_sparse` (the sparse Rips filtration runs in giotto-ph)."
+            )
         if not self.betti_scale >= 0:
             raise ValueError(f"Expected `betti_scale` to be >= 0 but got {self.betti_scale!r}.")
         check_fraction("long_fraction", self.long_fraction)
@@ -102,6 +151,15 @@ class MeasureOptions:
     def thresh(self) -> float:
         """The filtration threshold (``inf`` without ``max_scale``)."""
         return math.inf if self.max_scale is None else float(self.max_scale)
+
+    def ph_points(self, n: int) -> int:
+        """How many of a layer's ``n`` examples enter the persistence of dimensions >= 1 (:func:`auto_ph_samples` for
+        ``ph_samples="auto"``)."""
+        if self.ph_samples is None:
+            return n
+        if self.ph_samples == "auto":
+            return auto_ph_samples(n)
+        return min(n, int(self.ph_samples))
 
     @property
     def params(self) -> dict[str, Any]:
@@ -209,7 +267,8 @@ def build_options(
     descriptors: Sequence[str] = DEFAULT_DESCRIPTORS,
     metric: Metric = "euclidean",
     normalize: Normalize = "quantile",
-    ph_samples: int | None = None,
+    ph_samples: int | Literal["auto"] | None = None,
+    ph_sparse: float | None = None,
     betti_scale: float = 0.2,
     long_fraction: float = 0.1,
     n_threads: int = -1,
@@ -260,6 +319,7 @@ def build_options(
         metric=metric,
         normalize=normalize,
         ph_samples=ph_samples,
+        ph_sparse=ph_sparse,
         betti_scale=float(betti_scale),
         long_fraction=float(long_fraction),
         n_threads=int(n_threads),

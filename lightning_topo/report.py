@@ -52,6 +52,9 @@ class TopologyReport:
         class_betti_curves: ``{layer: {class: curves}}`` with ``per_class=True``.
         copies: ``{layer: earlier layer}`` for layers whose sample equalled an earlier layer's exactly: measured
             once, logged under both names, drawn once.
+        ph_bounds: ``{layer: bound}`` for the layers whose H1 came from a farthest-point subsample (``ph_samples``):
+            their diagrams are within this bottleneck distance (twice the subsample's covering radius, normalised
+            units) of those of every example.
     """
 
     layers: list[str]
@@ -71,6 +74,7 @@ class TopologyReport:
     copies: dict[str, str] = field(default_factory=dict)
     per_class: bool = False
     class_betti_curves: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
+    ph_bounds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         """``{layer: {descriptor: value}}`` as plain floats."""
@@ -140,6 +144,7 @@ class TopologyReport:
             "class_counts": {str(c): n for c, n in self.class_counts.items()},
             "copies": self.copies,
             "per_class": self.per_class,
+            "ph_bounds": self.ph_bounds,
             "class_metrics": {
                 layer: {str(c): _jsonable(m) for c, m in per_class.items()}
                 for layer, per_class in self.class_metrics.items()
@@ -177,6 +182,7 @@ class TopologyReport:
             class_counts={int(c): int(n) for c, n in record.get("class_counts", {}).items()},
             copies=dict(record.get("copies", {})),
             per_class=bool(record.get("per_class", False)),
+            ph_bounds={k: float(v) for k, v in record.get("ph_bounds", {}).items()},
         )
         arrays_path = path.with_suffix(".npz")
         if arrays_path.exists():

@@ -70,6 +70,9 @@ class LayerResult:
         problems: ``{kind: message}``; the affected metrics are NaN.
         seconds: compute time of this layer.
         images: RGB figures drawn by a worker process, when asked for.
+        ph_bound: with ``ph_samples``, a bound on the bottleneck distance between the subsample's persistence
+            diagrams and those of the whole sample, in normalised units: twice the subsample's covering radius
+            (``None`` when every example entered the persistence).
     """
 
     metrics: dict[str, float]
@@ -80,6 +83,7 @@ class LayerResult:
     problems: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     images: dict[str, np.ndarray] | None = None
+    ph_bound: float | None = None
 
 
 @dataclass
@@ -87,6 +91,7 @@ class _PreparedCloud:
     ph_dist: np.ndarray | None  # float32 distance matrix for H>=1 (giotto-ph computes in float32 anyway)
     h0: np.ndarray | None  # H0 diagram from the spanning tree, when computed on the device
     metrics: dict[str, float]  # the global descriptors (intrinsic dimension), from the full cloud
+    ph_bound: float | None = None  # bottleneck bound of the subsample's diagrams (twice its covering radius)
 
 
 @dataclass
@@ -135,7 +140,7 @@ def prepare_layer(sample: LayerSample, options: MeasureOptions) -> PreparedLayer
         zeros = _count_zeros(dist)  # one pass for two questions
         constant, distinct = zeros == n * n, zeros == n  # every distance 0; only the diagonal's
         cloud = _prepare_cloud(
-            dist, options.maxdim, options, options.descriptors, options.ph_samples, constant, distinct
+            dist, options.maxdim, options, options.descriptors, options.ph_points(n), constant, distinct
         )
     problems = _warnings_as_problems(caught)
     classes: dict[int, _PreparedCloud] = {}
@@ -187,7 +192,7 @@ def _prepare_cloud(
     maxdim: int,
     options: MeasureOptions,
     descriptors: tuple[str, ...],
-    ph_samples: int | None = None,
+    ph_points: int | None = None,
     constant: bool = False,
     distinct: bool = False,
 ) -> _PreparedCloud:
@@ -196,16 +201,19 @@ def _prepare_cloud(
     metrics.update({name: math.nan for name in descriptors if name not in metrics and not DESCRIPTORS[name].per_dim})
     n = dist.shape[0]
     ph = dist
-    if ph_samples is not None and ph_samples < n:
+    bound = None
+    if maxdim >= 1 and ph_points is not None and ph_points < n:
         # the engine's own matrix is valid: no re-check (that made n x n temporaries and host syncs)
         gen = torch.Generator().manual_seed(options.seed)
-        idx = F.farthest_point_indices(dist, ph_samples, generator=gen, distance_matrix=True).sort().values
+        idx, radius = F.farthest_point_cover(dist, ph_points, generator=gen, distance_matrix=True)
+        idx = idx.sort().values
         ph = dist[idx[:, None], idx]  # one gather (dist[idx][:, idx] would first copy k x n)
+        bound = 2.0 * float(radius)  # the covering radius bounds the bottleneck distance to the exact diagrams
     h0 = None
-    if maxdim == 0 or ph is not dist or n >= options.h0_tree_from:
+    if maxdim == 0 or ph is not dist or n >= options.h0_tree_from or options.ph_sparse is not None:
         h0 = np.array(rips_from_distances(dist, 0, thresh=options.thresh)[0])
     ph_dist = ph.to(torch.float32).cpu().numpy() if maxdim >= 1 else None
-    return _PreparedCloud(ph_dist, h0, metrics)
+    return _PreparedCloud(ph_dist, h0, metrics, bound)
 
 
 def _diagrams(cloud: _PreparedCloud, maxdim: int, options: MeasureOptions) -> PersistenceDiagrams:
@@ -218,6 +226,7 @@ def _diagrams(cloud: _PreparedCloud, maxdim: int, options: MeasureOptions) -> Pe
         n_threads=options.n_threads,
         h0="ripser",
         backend=options.backend,
+        sparse=options.ph_sparse,
     ).to_numpy()
     if cloud.h0 is not None:
         dgms[0] = cloud.h0
@@ -252,6 +261,7 @@ def finish_layer(prepared: PreparedLayer, options: MeasureOptions) -> LayerResul
         class_curves=class_curves,
         problems=problems,
         seconds=prepared.seconds + time.perf_counter() - start,
+        ph_bound=prepared.cloud.ph_bound,
     )
 
 

@@ -141,8 +141,18 @@ def id_from_distances(
     generator: torch.Generator | None = None,
 ) -> float:
     """:func:`intrinsic_dimension` on a float64 distance matrix already known to be valid (no checks)."""
-    options = {"fraction": fraction, "k1": k1, "k2": k2, "alpha": alpha, "n_sizes": n_sizes, "n_min": n_min}
-    return id_estimates(d, [method], n_max=n_max, generator=generator, **options)[method]
+    return id_estimates(
+        d,
+        [method],
+        fraction=fraction,
+        k1=k1,
+        k2=k2,
+        alpha=alpha,
+        n_sizes=n_sizes,
+        n_min=n_min,
+        n_max=n_max,
+        generator=generator,
+    )[method]
 
 
 def id_estimates(

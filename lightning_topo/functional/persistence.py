@@ -12,7 +12,7 @@ from lightning_topo.diagrams import PersistenceDiagrams
 from lightning_topo.functional._checks import check_choice, check_distance_matrix, check_maxdim
 from lightning_topo.functional.distances import Metric, pairwise_distances
 
-__all__ = ["h0_mst_deaths", "rips_from_distances", "vietoris_rips"]
+__all__ = ["h0_mst_deaths", "insertion_radii", "rips_from_distances", "sparse_rips_edges", "vietoris_rips"]
 
 
 def vietoris_rips(
@@ -27,6 +27,7 @@ def vietoris_rips(
     collapse_edges: bool = False,
     h0: Literal["auto", "mst", "ripser"] = "auto",
     backend: Literal["giotto", "gudhi"] = "giotto",
+    sparse: float | None = None,
 ) -> PersistenceDiagrams:
     """Vietoris-Rips persistence diagrams of a point cloud or a distance matrix.
 
@@ -56,6 +57,11 @@ def vietoris_rips(
         backend: ``"giotto"`` (giotto-ph, a dependency) or ``"gudhi"`` (GUDHI's Ripser fork, when GUDHI is
             installed: measured 10-20% faster on manifold-like clouds of 512-1024 points, see
             ``benchmarks/RESULTS.md``; ``n_threads`` and ``collapse_edges`` do not apply).
+        sparse: compute the dimensions >= 1 from Sheehy's sparse Rips filtration with this approximation factor
+            ``c > 1`` (:func:`sparse_rips_edges`) instead of the full one: each bar is within a factor ``c`` of an
+            exact bar in scale (the log-scale diagrams are within bottleneck distance ``log c``), or short (death
+            below ``c^2`` times birth). 10-40x faster at 2,048-4,096 points of low intrinsic dimension; less gain in
+            high dimension. H0 stays exact (the spanning tree). ``None``: exact.
 
     Returns:
         :class:`~lightning_topo.PersistenceDiagrams` with ``maxdim + 1`` dimensions.
@@ -77,6 +83,10 @@ def vietoris_rips(
     maxdim = check_maxdim(maxdim)
     check_choice("h0", h0, ("auto", "mst", "ripser"))
     check_choice("backend", backend, ("giotto", "gudhi"))
+    if sparse is not None and not (sparse > 1 and math.isfinite(sparse)):
+        raise ValueError(f"Expected `sparse` to be a factor > 1 or None but got {sparse!r}.")
+    if sparse is not None and backend != "giotto":
+        raise ValueError("Expected backend='giotto' with `sparse` (GUDHI's Ripser takes no sparse matrix here).")
     if not thresh > 0:
         raise ValueError(f"Expected `thresh` to be positive but got {thresh!r}.")
     d = check_distance_matrix(x).to(torch.float64) if distance_matrix else pairwise_distances(x, metric=metric)
@@ -91,6 +101,7 @@ def vietoris_rips(
         collapse_edges=collapse_edges,
         h0=h0,
         backend=backend,
+        sparse=sparse,
     )
 
 
@@ -104,14 +115,17 @@ def rips_from_distances(
     collapse_edges: bool = False,
     h0: Literal["auto", "mst", "ripser"] = "auto",
     backend: Literal["giotto", "gudhi"] = "giotto",
+    sparse: float | None = None,
 ) -> PersistenceDiagrams:
-    """:func:`vietoris_rips` on a float64 distance matrix that is already known to be valid (no checks)."""
-    use_mst = h0 == "mst" or (h0 == "auto" and maxdim == 0)
+    """:func:`vietoris_rips` on a distance matrix that is already known to be valid (no checks)."""
+    use_mst = h0 == "mst" or (h0 == "auto" and maxdim == 0) or (sparse is not None and maxdim >= 1)
     dgms: list[np.ndarray] = []
     if maxdim >= 1 or not use_mst:
         d_np = d.detach().cpu().numpy()
         if backend == "gudhi":
             dgms = _gudhi_rips(d_np, maxdim, thresh, coeff)
+        elif sparse is not None:
+            dgms = _sparse_rips(d_np, maxdim, sparse, thresh, coeff, n_threads)
         else:
             from gph import ripser_parallel
 
@@ -138,6 +152,100 @@ def rips_from_distances(
         )
         dgms = [h0_dgm, *dgms[1:]]
     return PersistenceDiagrams(dgms)
+
+
+def _sparse_rips(
+    d: np.ndarray, maxdim: int, factor: float, thresh: float, coeff: int, n_threads: int
+) -> list[np.ndarray]:
+    from gph import ripser_parallel
+    from scipy.sparse import coo_matrix
+
+    rows, cols, values = sparse_rips_edges(d, factor)
+    n = d.shape[0]
+    matrix = coo_matrix((values.astype(np.float32), (rows, cols)), shape=(n, n))
+    res = ripser_parallel(matrix, maxdim=maxdim, thresh=thresh, coeff=coeff, metric="precomputed", n_threads=n_threads)
+    return [np.asarray(g, dtype=np.float64).reshape(-1, 2) for g in res["dgms"]]
+
+
+def insertion_radii(d: np.ndarray) -> np.ndarray:
+    """The insertion radius of every point in the greedy (farthest-point) order from point 0: its distance to the
+    points chosen before it (``inf`` for point 0). ``O(n^2)``, two vectorised steps per point.
+
+    Example:
+        >>> d = np.array([[0.0, 1.0, 10.0], [1.0, 0.0, 9.0], [10.0, 9.0, 0.0]])
+        >>> insertion_radii(d).tolist()
+        [inf, 1.0, 10.0]
+    """
+    n = d.shape[0]
+    radii = np.empty(n, dtype=np.float64)
+    radii[0] = np.inf
+    if n == 1:
+        return radii
+    best = d[0].astype(np.float64)  # distance to the chosen points (0 for the chosen ones themselves)
+    best[0] = -1.0  # never chosen again
+    for _ in range(n - 1):
+        j = int(best.argmax())
+        radii[j] = best[j]
+        np.minimum(best, d[j], out=best)
+        best[j] = -1.0
+    return radii
+
+
+def sparse_rips_edges(d: Any, factor: float, rows_per_block: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges of Sheehy's sparse Rips filtration of a distance matrix, with approximation factor ``c > 1``.
+
+    The points are ordered greedily (:func:`insertion_radii`: each point's insertion radius ``lambda``). With
+    ``p = c / (c - 1) min(lambda_i, lambda_j)``, an edge keeps its length ``d`` when ``d <= 2 p``, enters later at
+    ``2 (d - p)`` when ``2 p < d <= (c + 1) p``, and never enters beyond (nor once its later point is covered by the
+    earlier ones: ``d > c / (c - 1) (lambda_i + lambda_j)``). The persistence diagrams of the resulting filtration
+    are multiplicatively ``c``-interleaved with the Vietoris-Rips diagrams (Cavanna, Jahanseir, Sheehy): every bar
+    matches an exact bar within a factor ``c`` at both ends, or is short, and the number of edges kept grows like
+    ``n`` times a constant of the intrinsic dimension, not like ``n^2``. The pairs are scanned once, in blocks of
+    rows of the upper triangle.
+
+    Args:
+        d: square distance matrix (NumPy array or tensor), exactly symmetric.
+        factor: the approximation factor ``c > 1`` (the smaller, the more edges and the closer to exact).
+        rows_per_block: rows of the upper triangle handled at once.
+
+    Returns:
+        ``(rows, cols, values)`` of the kept edges, ``rows < cols``; ``values`` are the edges' (possibly later)
+        entry scales, float64.
+
+    References:
+        Sheehy, "Linear-size approximations to the Vietoris-Rips filtration", DCG 49, 2013; Cavanna, Jahanseir,
+        Sheehy, "A geometric perspective on sparse filtrations", CCCG 2015, arXiv:1506.03797.
+
+    Example:
+        >>> d = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0]])
+        >>> rows, cols, values = sparse_rips_edges(d, 2.0)
+        >>> sorted(zip(rows.tolist(), cols.tolist(), values.tolist()))
+        [(0, 1, 1.0), (0, 2, 2.0), (1, 2, 1.0)]
+    """
+    if not (factor > 1 and math.isfinite(factor)):
+        raise ValueError(f"Expected the approximation factor to be > 1 but got {factor!r}.")
+    dm = d.detach().cpu().numpy() if isinstance(d, torch.Tensor) else np.asarray(d)
+    n = dm.shape[0]
+    radii = insertion_radii(dm)
+    e0 = factor / (factor - 1.0)
+    # an edge is kept only within (c + 1) p of both ends: a threshold per row finds the few candidates in one
+    # comparison per pair, and the exact rule runs on those only
+    reach = ((factor + 1.0) * e0 * radii).astype(dm.dtype)
+    out_rows, out_cols = [], []
+    for start in range(0, n - 1, rows_per_block):
+        stop = min(start + rows_per_block, n)
+        a, b = np.nonzero(dm[start:stop, start + 1 :] <= reach[start:stop, None])
+        upper = b >= a  # the block's columns start at start + 1: keep the strict upper triangle
+        out_rows.append(a[upper] + start)
+        out_cols.append(b[upper] + start + 1)
+    rows, cols = np.concatenate(out_rows), np.concatenate(out_cols)
+    values = dm[rows, cols].astype(np.float64)
+    lam_i, lam_j = radii[rows], radii[cols]
+    p = e0 * np.minimum(lam_i, lam_j)
+    keep = (values <= (factor + 1.0) * p) & (values <= e0 * (lam_i + lam_j))
+    rows, cols, values, p = rows[keep], cols[keep], values[keep], p[keep]
+    values = np.where(values > 2.0 * p, 2.0 * (values - p), values)
+    return rows.astype(np.int64), cols.astype(np.int64), values
 
 
 def _gudhi_rips(d: np.ndarray, maxdim: int, thresh: float, coeff: int) -> list[np.ndarray]:

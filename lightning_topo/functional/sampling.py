@@ -15,7 +15,7 @@ from lightning_topo.functional._checks import (
     check_positive_int,
 )
 
-__all__ = ["farthest_point_indices", "subsample"]
+__all__ = ["farthest_point_cover", "farthest_point_indices", "subsample"]
 
 
 def subsample(
@@ -108,6 +108,39 @@ def farthest_point_indices(
         >>> farthest_point_indices(torch.tensor([[0.0], [1.0], [10.0], [3.0], [6.0]]), 4).tolist()
         [0, 2, 4, 3]
     """
+    return farthest_point_cover(x, n, generator=generator, distance_matrix=distance_matrix)[0]
+
+
+def farthest_point_cover(
+    x: torch.Tensor, n: int, *, generator: torch.Generator | None = None, distance_matrix: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`farthest_point_indices` and the covering radius of the sample it chose.
+
+    The covering radius ``r`` is the largest distance from a point of the cloud to its nearest chosen point (the
+    Hausdorff distance between the cloud and the sample; 0 when every point is chosen). It bounds what the sample
+    gives up: the Vietoris-Rips diagrams of the sample are within bottleneck distance ``2 r`` of the cloud's, in
+    every homology dimension (``d_GH <= r`` and the stability of Rips persistence, Chazal et al. 2009), and the
+    greedy sample's ``r`` is at most twice the smallest covering radius of any ``n`` points (Gonzalez 1985).
+
+    Args:
+        x: points ``(N, d)``, or a distance matrix ``(N, N)`` with ``distance_matrix=True``, already valid.
+        n: how many points, ``1 <= n <= N``.
+        generator: source of the random start, on the CPU or on ``x``'s device.
+        distance_matrix: whether ``x`` is a distance matrix.
+
+    Returns:
+        ``(indices, radius)``: ``(n,)`` int64 indices in the order chosen and a float64 0-d tensor, both on ``x``'s
+        device (reading the radius is the caller's one host synchronisation).
+
+    References:
+        Gonzalez, TCS 38, 1985; Chazal, Cohen-Steiner, Guibas, Memoli, Oudot, "Gromov-Hausdorff stable signatures
+        for shapes using persistence", Computer Graphics Forum 28(5), 2009.
+
+    Example:
+        >>> idx, r = farthest_point_cover(torch.tensor([[0.0], [1.0], [10.0], [3.0], [6.0]]), 3)
+        >>> idx.tolist(), r.item()
+        ([0, 2, 4], 3.0)
+    """
     n_total = x.shape[0]
     if generator is None:
         start = torch.zeros(1, dtype=torch.long, device=x.device)
@@ -127,7 +160,8 @@ def farthest_point_indices(
         nxt = torch.argmax(min_d).reshape(1)
         chosen[k : k + 1] = nxt
         min_d = torch.minimum(min_d, dist_to(nxt))
-    return chosen
+    radius = min_d.max()
+    return chosen, radius if x64 is None else radius.sqrt()
 
 
 def _device_of(generator: torch.Generator | None) -> torch.device:

@@ -136,7 +136,17 @@ class TopologyMonitor(Callback):
             ``id_mle``, ``id_phdim``.
         metric: ``"euclidean"`` or ``"cosine"``.
         normalize: distance normalisation: ``"quantile"`` (0.9 quantile), ``"median"``, ``"max"`` or ``None``.
-        ph_samples: compute persistence on a farthest-point subsample of this size (ID uses the full sample).
+        ph_samples: compute H1 (and H2) on a farthest-point subsample of this size; H0 (a spanning tree) and the
+            intrinsic dimension stay exact on every example. The subsample's diagrams are within bottleneck
+            distance ``2 r`` of the exact ones (``r``: its covering radius, reported per layer in
+            ``report.ph_bounds``), but its many short bars are not the whole sample's: Betti curves, lifetime sums
+            and entropies count the subsample's bars (compare epochs at one setting). ``"auto"``: exact up to 1,024
+            examples, then ``max(512, 2^20 / n_samples)`` points (about 0.5 s per layer on one core at 4,096
+            examples; :func:`~lightning_topo.options.auto_ph_samples`). ``None`` (default): exact.
+        ph_sparse: compute H1 (and H2) from Sheehy's sparse Rips filtration with this approximation factor
+            ``c > 1`` (e.g. 2.0): every bar within a factor ``c`` in scale of an exact one (or short), Betti curves
+            within a few percent (``benchmarks/RESULTS.md``), 10-40x faster than exact at 2,048-4,096 examples of
+            low intrinsic dimension, less in high dimension. Combines with ``ph_samples``.
         betti_scale: filtration value of the logged Betti numbers (in normalised units).
         long_fraction: a bar is long when it exceeds this fraction of the filtration range (``n_long``).
         n_threads: giotto-ph threads per persistence call (-1: all cores).
@@ -204,7 +214,8 @@ class TopologyMonitor(Callback):
         descriptors: Sequence[str] = DEFAULT_DESCRIPTORS,
         metric: Metric = "euclidean",
         normalize: Normalize = "quantile",
-        ph_samples: int | None = None,
+        ph_samples: int | Literal["auto"] | None = None,
+        ph_sparse: float | None = None,
         betti_scale: float = 0.2,
         long_fraction: float = 0.1,
         n_threads: int = -1,
@@ -556,9 +567,9 @@ def _check_trainer(monitor: TopologyMonitor, trainer: pl.Trainer) -> None:
                 "is measured) or every_n_validations.",
                 category=TopologyWarning,
             )
-    if monitor.options.measure.ph_samples is not None and monitor.options.measure.ph_samples >= monitor.n_samples:
+    ph_samples = monitor.options.measure.ph_samples
+    if isinstance(ph_samples, int) and ph_samples >= monitor.n_samples:
         rank_zero_warn(
-            f"`ph_samples={monitor.options.measure.ph_samples}` >= `n_samples={monitor.n_samples}`: no subsampling "
-            "happens.",
+            f"`ph_samples={ph_samples}` >= `n_samples={monitor.n_samples}`: no subsampling happens.",
             category=TopologyWarning,
         )

@@ -396,9 +396,9 @@ def bench_cost_curve(plot_path: str) -> None:
         if n >= 1024:
             point("n_samples (1 layer, width 64)", 'ph_samples="auto"', n, _layers(1, n), ph_samples="auto")
     for n_layers in (1, 2, 4, 8, 16, 32):
-        point("layers (512 examples)", "exact", n_layers, _layers(n_layers, 512))
-    for n_layers in (8, 32):
-        point("layers (4,096 examples)", 'ph_samples="auto"', n_layers, _layers(n_layers, 4096), ph_samples="auto")
+        point("layers", "512 examples, exact", n_layers, _layers(n_layers, 512))
+    for n_layers in (1, 2, 4, 8, 16, 32):
+        point("layers", '4,096 examples, ph_samples="auto"', n_layers, _layers(n_layers, 4096), ph_samples="auto")
     gen = torch.Generator().manual_seed(0)
     base = _layers(1, 512)["layer0"].points
     for width in (64, 1_000, 10_000, 100_000):
@@ -427,7 +427,7 @@ def bench_cost_curve(plot_path: str) -> None:
             xs = sorted({r[2] for r in rows if r[0] == name})
             ax.set_xticks(xs, [str(x) for x in xs], fontsize=7)
             ax.minorticks_off()
-        if name.startswith("n_samples"):
+        if name.startswith(("n_samples", "layers")):
             ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(plot_path, dpi=110)

@@ -14,7 +14,8 @@ Run: ``python benchmarks/bench_callback.py [--repeats R]``. Prints Markdown tabl
 6. the cost curve: epoch-end time against ``n_samples``, the number of layers, layer width and ``maxdim``
    (table, and a plot written to ``benchmarks/cost_curve.png``).
 
-7. the time to draw and log the TensorBoard figures of one measured epoch.
+7. the time to draw and log the TensorBoard figures of one measured epoch, in milliseconds per figure;
+8. a padded transformer's monitored validation: the token reductions and ``torch.compile``, as ratios.
 
 ``--only 1,4`` runs a subset.
 """
@@ -39,6 +40,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import timed
+from torch.utils.data import DataLoader
 
 from lightning_topo import TopologyMonitor
 from lightning_topo.capture import ActivationCapture, resolve_layers
@@ -375,39 +377,129 @@ def bench_cost_curve(plot_path: str) -> None:
 
 
 def bench_figures(repeats: int) -> None:
-    """Drawing and logging one measurement's figures in the main process, through the monitor's publisher."""
+    """Drawing and logging one measurement's figures in the main process, through the monitor's publisher.
+
+    Milliseconds per figure: the first measurement (every figure built and drawn in full) and the median of the
+    next ``repeats`` (figures reused: each redraws only what changed). Three reports of different clouds take
+    turns, as epochs would. The time includes writing the PNGs into the TensorBoard event file.
+    """
     import tempfile
 
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from lightning_topo import plotting
+    from lightning_topo.engine import FigureRequest, LayerResult
     from lightning_topo.monitor.publish import Publisher
 
-    samples = _layers(8, 512, seed=2)
-    report = measure(samples, build_options().measure)
+    reports = [measure(_layers(8, 512, seed=seed), build_options().measure) for seed in (2, 3, 4)]
     with tempfile.TemporaryDirectory() as tmp:
         logger = TensorBoardLogger(tmp)
         trainer = pl.Trainer(logger=logger, accelerator="cpu", enable_progress_bar=False)
-        publisher = Publisher("topo", figure_every=1, save_diagrams=False)
-        times = []
+        publisher = Publisher("topo", figure_every=1, save_diagrams=False, betti_scale=0.2)
+        per_figure = []
         for epoch in range(repeats + 1):
+            report = reports[epoch % 3]
             report.epoch = report.step = epoch
             requests = publisher.figure_requests(trainer, report.layers, epoch)
+            n_figures = 8 * (3 if epoch else 2) + 1  # the heat maps from the second measurement on
             start = time.perf_counter()
             publisher.publish(trainer, report, {}, requests)
-            times.append(time.perf_counter() - start)
+            per_figure.append(1000 * (time.perf_counter() - start) / n_figures)
         logger.finalize("success")
-    t = statistics.median(times[1:])  # from the second epoch on, with the evolution heat maps
+        # each kind on its own, warm, on the last report
+        layer = report.layers[0]
+        request = FigureRequest(
+            layer, repeats, plotting.layer_figures, publisher.curves[layer][:-1], publisher.ranges[layer], 0.2
+        )
+        result = LayerResult({}, report.diagrams[layer], None)
+        kinds = {}
+        for name, draw in {
+            "Betti curves + diagram + heat map (one layer)": lambda: plotting.layer_figures(
+                result, request, report.grid
+            ),
+            "depth profile (7 descriptors x 8 layers)": lambda: plotting.figure_to_rgb(
+                plotting.plot_depth_profile(report, title="x", reuse=True)
+            ),
+            "a new figure, not reused (Betti curves)": lambda: plotting.figure_to_rgb(
+                plotting.plot_betti_curves(report.betti_curves[layer], report.grid, "x")
+            ),
+        }.items():
+            times = []
+            for _ in range(max(repeats, 3)):
+                start = time.perf_counter()
+                draw()
+                times.append(1000 * (time.perf_counter() - start))
+            kinds[name] = (statistics.median(times), min(times))
     print("## Figures: drawing and logging one measured epoch to TensorBoard in the main process (8 layers)\n")
-    print("| figures per epoch | time (s) | per figure (ms) |")
+    later = per_figure[1:]
+    print("| measurement | figures | ms per figure |")
     print("|---|---|---|")
-    print(f"| {3 * 8 + 1} | {t:.2f} | {1000 * t / 25:.0f} |\n")
+    print(f"| first (every figure built) | {8 * 2 + 1} | {per_figure[0]:.0f} |")
+    median, best = statistics.median(later), min(later)
+    print(f"| later, reused: median (best) of {repeats} | {8 * 3 + 1} | {median:.0f} ({best:.0f}) |\n")
+    print("| one call, warm: median (best) | ms |")
+    print("|---|---|")
+    for name, (median, best) in kinds.items():
+        print(f"| {name} | {median:.0f} ({best:.0f}) |")
+    print()
+
+
+def bench_sequences(repeats: int) -> None:
+    """A padded transformer's monitored validation run: the token reductions and torch.compile, as ratios."""
+    import tempfile
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+    from transformer_text import TextClassifier, collate, sentences
+
+    val = DataLoader(sentences(512, seed=2), batch_size=64, collate_fn=collate)  # type: ignore[arg-type]
+
+    def validate(model: Any, monitor: TopologyMonitor | None) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = pl.Trainer(
+                logger=False,
+                default_root_dir=tmp,
+                callbacks=[] if monitor is None else [monitor],
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                accelerator="cpu",
+            )
+            start = time.perf_counter()
+            trainer.validate(model, val, verbose=False)
+            return time.perf_counter() - start
+
+    torch.manual_seed(0)
+    plain = TextClassifier()
+    compiled = torch.compile(TextClassifier())
+    validate(compiled, None)  # compile once, outside the timings
+    rows = []
+    for label, model, kwargs in (
+        ("uncompiled, no monitor", plain, None),
+        ("uncompiled, reduce='auto' (token_mean)", plain, {}),
+        ("uncompiled, reduce='first_token'", plain, {"reduce": "first_token"}),
+        ("uncompiled, reduce='last_token'", plain, {"reduce": "last_token"}),
+        ("torch.compile, no monitor", compiled, None),
+        ("torch.compile, reduce='auto'", compiled, {}),
+    ):
+        times = [
+            validate(model, None if kwargs is None else TopologyMonitor(n_samples=512, workers=0, **kwargs))
+            for _ in range(repeats)
+        ]
+        rows.append((label, min(times)))
+    base = rows[0][1]
+    print("## Sequence models: a padded transformer's validation run with the monitor (512 sentences, 4 layers)\n")
+    print("`--only 8`; `trainer.validate`, minimum of the repeats, workers=0 (the same work in every row).\n")
+    print("| run | validation (s) | ratio to uncompiled without monitor |")
+    print("|---|---|---|")
+    for label, t in rows:
+        print(f"| {label} | {t:.3f} | {t / base:.2f} |")
+    print()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated section numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated section numbers")
     args = parser.parse_args()
     if args.memory_child:
         _memory_child(args.memory_child)
@@ -431,6 +523,8 @@ def main() -> None:
         bench_cost_curve(os.path.join(os.path.dirname(os.path.abspath(__file__)), "cost_curve.png"))
     if 7 in only:
         bench_figures(args.repeats)
+    if 8 in only:
+        bench_sequences(args.repeats)
 
 
 if __name__ == "__main__":

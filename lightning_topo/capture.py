@@ -344,7 +344,8 @@ def reduce_samples(
     a fixed Gaussian matrix (a Johnson-Lindenstrauss projection that keeps pairwise distances within ``1 +- eps``).
     Token reductions of ``(B, T, D)``: ``token_mean`` (mean over the real tokens), ``first_token`` (the first
     real token, a CLS token), ``last_token`` (the last real token, as for decoder models); ``mask`` is ``(B, T)``,
-    True at real tokens (all real when None). Half precision and autocast never reach the result: the reduction
+    True at real tokens (all real when None). Outputs that are not sequences (a classifier's ``(B, C)``) are
+    reduced as with ``auto`` under a token reduction. Half precision and autocast never reach the result: the reduction
     runs in float32 (float64 inputs stay float64).
 
     Example:
@@ -358,8 +359,10 @@ def reduce_samples(
     with _no_autocast(x.device):
         if x.dtype != torch.float64:
             x = x.float()
-        if reduce in _TOKEN or (reduce == "auto" and x.ndim == 3):
+        if x.ndim == 3 and (reduce in _TOKEN or reduce == "auto"):
             return _tokens(x, "token_mean" if reduce == "auto" else reduce, mask)
+        if reduce in _TOKEN:  # not a sequence (a pooled or classifier layer of a sequence model): as with "auto"
+            reduce = "auto"
         if reduce == "mean" or (reduce == "auto" and x.ndim == 4):
             x = x.mean(dim=tuple(range(2, x.ndim))) if x.ndim > 2 else x
         x = x.reshape(x.shape[0], -1)
@@ -489,6 +492,8 @@ class ActivationCapture:
         self._mask: torch.Tensor | None = None
         self._pending: dict[str, torch.Tensor] = {}
         self._calls: dict[str, int] = {}
+        self.volumes: dict[str, list[torch.Tensor]] = {alias: [] for alias in self.layers.values()}
+        self._pending_volumes: dict[str, torch.Tensor] = {}
         self.active = False
 
     @property
@@ -578,6 +583,7 @@ class ActivationCapture:
             return
         self._keep = keep
         self._pending = {}
+        self._pending_volumes = {}
         self._calls = {}
         if labels is not None:
             self.labels.append(labels[keep.to(labels.device)].detach().cpu())
@@ -592,8 +598,11 @@ class ActivationCapture:
         if self._keep is not None:
             for alias, rows in self._pending.items():
                 self.samples[alias].append(rows)
+            for alias, maps in self._pending_volumes.items():
+                self.volumes[alias].append(maps)
         self._keep = None
         self._pending = {}
+        self._pending_volumes = {}
         self._leave_eager()
         if self.full:
             self.detach()
@@ -657,7 +666,21 @@ class ActivationCapture:
         keep = self._keep.to(tensor.device)
         rows = tensor[keep]
         row_mask = None if mask is None or not tokens else mask.to(tensor.device)[keep]
-        self._pending[alias] = reduce_samples(rows, reduce, self.options.max_features, self._projection, row_mask)
+        try:
+            reduced = reduce_samples(rows, reduce, self.options.max_features, self._projection, row_mask)
+        except Exception as err:  # a layer that cannot be reduced is a problem of that layer, never of the run
+            self._problem(alias, "reduce", f"its output of shape {tuple(tensor.shape)} could not be reduced ({err})")
+            return
+        self._pending[alias] = reduced
+        self._keep_volumes(alias, rows, mask is None and reduce not in _TOKEN)
+
+    def _keep_volumes(self, alias: str, rows: torch.Tensor, maps: bool) -> None:
+        """The raw feature maps of the first ``cubical_samples`` examples: ``(C, H, W)`` (or ``(H, W)`` for a 3-D
+        output without a padding mask) per example, for cubical persistence."""
+        need = self.options.cubical_samples - sum(len(v) for v in self.volumes[alias])
+        if need > 0 and (rows.ndim == 4 or (rows.ndim == 3 and maps)):
+            with _no_autocast(rows.device):
+                self._pending_volumes[alias] = rows[:need].detach().float()
 
     def _batch_first(self, alias: str, tensor: torch.Tensor) -> torch.Tensor | None:
         """``tensor`` with its batch dimension first (sequence-first outputs are transposed), or None."""
@@ -754,6 +777,7 @@ class ActivationCapture:
                     "hooks; compile the model with a mode that keeps Python hooks, or monitor a module outside "
                     "the compiled region"
                 )
-            out[alias] = LayerSample(points, labels, problems)
+            volumes = torch.cat(self.volumes[alias]) if self.volumes[alias] and points is not None else None
+            out[alias] = LayerSample(points, labels, problems, volumes)
         self._reset()
         return out

@@ -1,4 +1,4 @@
-"""The ``lightning-topo`` command: ``demo`` runs the bundled example, ``report`` renders saved results."""
+"""The ``lightning-topo`` command: ``demo`` runs the bundled example, ``report`` renders a run's results."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ import time
 from collections.abc import Sequence
 
 log = logging.getLogger("lightning_topo")
+
+DESCRIPTION = (
+    "Watch the topology of a network's layer representations while it trains (PyTorch Lightning). "
+    "`lightning-topo COMMAND --help` describes a command."
+)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -36,26 +41,60 @@ def _report(args: argparse.Namespace) -> int:
 
     try:
         pages = render_report(args.logdir, args.out)
-    except FileNotFoundError as err:
-        sys.stderr.write(f"{err}\n")
+    except (OSError, ValueError) as err:
+        sys.stderr.write(f"lightning-topo report: {err}\n")
         return 1
     sys.stdout.write("".join(f"Report: {page}\n" for page in pages))
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lightning-topo", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="train a small CNN on the bundled digits with TopologyMonitor")
-    demo.add_argument("--logdir", default="lightning_topo_demo", help="where TensorBoard logs go")
-    demo.add_argument("--epochs", type=int, default=10)
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default unless it is ``None``/``False`` (its help then says what happens)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command's argument parser (plain-text help, defaults shown)."""
+    formatter = _Defaults
+    from lightning_topo import __version__
+
+    main = argparse.ArgumentParser(prog="lightning-topo", description=DESCRIPTION)
+    main.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = main.add_subparsers(dest="command", required=True, metavar="{demo,report}")
+    demo = sub.add_parser(
+        "demo",
+        help="train a small CNN on bundled digits with TopologyMonitor",
+        description="Train a small CNN on scikit-learn's 8x8 digits (no download) with a TensorBoardLogger and "
+        "TopologyMonitor(save_diagrams=True), then say where the logs are.",
+        formatter_class=formatter,
+    )
+    demo.add_argument("--logdir", default="lightning_topo_demo", help="where the TensorBoard logs go")
+    demo.add_argument("--epochs", type=int, default=10, help="training epochs")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_demo)
-    report = sub.add_parser("report", help="render PNG figures and an HTML page from saved topology files")
-    report.add_argument("logdir", help="a log folder holding topology/epoch_*.json (save_diagrams=True)")
-    report.add_argument("--out", default=None, help="where to write (default: beside each run's topology/)")
+    report = sub.add_parser(
+        "report",
+        help="render PNG figures and an HTML page from a run's logs",
+        description="Render one static report per run found at or below LOGDIR: the run's validation metrics "
+        "beside topo/score, every descriptor over epochs, the depth profile and, when TopologyMonitor saved them "
+        "(save_diagrams=True), each layer's Betti curves, diagram and their evolution. A run is a logger's "
+        "folder: TensorBoard event files, a CSVLogger metrics.csv, or topology/epoch_*.json.",
+        formatter_class=formatter,
+    )
+    report.add_argument("logdir", help="a run's folder, or a folder above several runs")
+    report.add_argument(
+        "--out", default=None, help="where to write the report (default: a report folder inside each run)"
+    )
     report.set_defaults(func=_report)
-    args = parser.parse_args(argv)
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return int(args.func(args))
 

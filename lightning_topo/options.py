@@ -74,6 +74,7 @@ class MeasureOptions:
     class_maxdim: int = 0
     per_class: bool = False
     per_class_max: int = 250
+    cubical_threshold: float = 0.5
     n_bins: int = 100
     grid_max: float = 1.0
     h0_tree_from: int = 4096
@@ -93,6 +94,8 @@ class MeasureOptions:
         if self.max_scale is not None and not self.max_scale > 0:
             raise ValueError(f"Expected `max_scale` to be positive but got {self.max_scale!r}.")
         check_choice("backend", self.backend, get_args(Backend))
+        if not math.isfinite(self.cubical_threshold):
+            raise ValueError(f"Expected `cubical_threshold` to be a finite number but got {self.cubical_threshold!r}.")
         object.__setattr__(self, "grid", np.linspace(0.0, self.grid_max, self.n_bins))
 
     @property
@@ -130,6 +133,7 @@ class Options:
     output_transform: Callable[[Any], Any] | None = None
     sequence_dim: int | None = None
     call: Call = "first"
+    cubical_samples: int = 0
     score: Score | None = None
     on_error: OnError = "warn"
 
@@ -200,6 +204,8 @@ def build_options(
     sequence_dim: int | None = None,
     call: Call = "first",
     per_class: bool = False,
+    cubical_samples: int = 0,
+    cubical_threshold: float = 0.5,
     descriptors: Sequence[str] = DEFAULT_DESCRIPTORS,
     metric: Metric = "euclidean",
     normalize: Normalize = "quantile",
@@ -245,6 +251,9 @@ def build_options(
             f"None but got {sequence_dim!r}."
         )
     check_choice("call", call, get_args(Call))
+    cubical_samples = check_positive_int("cubical_samples", cubical_samples, minimum=0)
+    if resolved is not None and resolved.cubical and cubical_samples == 0:
+        cubical_samples = 8  # the score reads the cubical complexity: measure 8 images per layer
     measure = MeasureOptions(
         maxdim=check_maxdim(maxdim),
         descriptors=tuple(dict.fromkeys([*descriptors, *needed])),
@@ -261,6 +270,7 @@ def build_options(
         class_descriptors=tuple(dict.fromkeys([*descriptors, *needed])) if per_class else score_class_needs,
         class_maxdim=check_maxdim(maxdim) if per_class else 0,
         per_class=bool(per_class),
+        cubical_threshold=float(cubical_threshold),
     )
     return Options(
         measure=measure,
@@ -275,6 +285,7 @@ def build_options(
         output_transform=output_transform,
         sequence_dim=sequence_dim,
         call=call,
+        cubical_samples=cubical_samples,
         score=resolved,
         on_error=check_choice("on_error", on_error, get_args(OnError)),
     )

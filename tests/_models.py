@@ -273,3 +273,27 @@ class TinyCausalLM(pl.LightningModule):
         ids = torch.randint(0, 400, (64, 24), generator=g)
         rows = [{"input_ids": r, "attention_mask": torch.ones(24, dtype=torch.long), "labels": r} for r in ids]
         return DataLoader(rows, batch_size=16)  # type: ignore[arg-type]
+
+
+# images and a small CNN (feature maps for cubical persistence) ------------------------------------------
+def images(n: int = 64, seed: int = 0) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    x = torch.rand(n, 1, 12, 12, generator=g)
+    x[y == 1, :, 3:9, 3:9] += 1.0  # class 1: a bright square
+    return TensorDataset(x, y)
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, width: int = 6) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU())
+        self.conv2 = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
+        self.conv3 = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
+        self.conv4 = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
+        self.head = nn.Linear(width, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv4(self.conv3(self.conv2(self.conv1(x))))
+        return self.head(h.mean(dim=(2, 3)))

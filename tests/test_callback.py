@@ -148,7 +148,7 @@ class NaNNet(TinyNet):
 def test_a_layer_emitting_nan_logs_nan_and_warns_while_the_run_goes_on():
     logger = RecordingLogger()
     monitor = TopologyMonitor(layers=["encoder", "broken", "head"], n_samples=32)
-    with pytest.warns(TopologyWarning, match=r"layer 'broken' at epoch 0 \(step 6\): its activations hold 512 NaN"):
+    with pytest.warns(TopologyWarning, match=r"layer 'broken' at epoch 0 \(step 5\): its activations hold 512 NaN"):
         trainer(max_epochs=2, logger=logger, callbacks=[monitor]).fit(NaNNet())
     assert all(math.isnan(v) for v in logger.values("topo/broken/betti_0"))
     assert len(logger.values("topo/broken/betti_0")) == 2
@@ -178,7 +178,7 @@ class ConstantNet(TinyNet):
 def test_a_constant_layer_gives_trivial_topology_and_nan_id_with_a_warning():
     logger = RecordingLogger()
     monitor = TopologyMonitor(layers=["dead", "hidden"], n_samples=32)
-    expected = r"layer 'dead' at epoch 0 \(step 6\): constant: every activation is equal"
+    expected = r"layer 'dead' at epoch 0 \(step 5\): constant: every activation is equal"
     with pytest.warns(TopologyWarning, match=expected):
         trainer(max_epochs=1, logger=logger, callbacks=[monitor]).fit(ConstantNet())
     assert logger.values("topo/dead/betti_0") == [1.0]
@@ -216,7 +216,8 @@ def test_tuple_outputs_use_the_first_tensor_with_a_warning():
 
 def test_output_transform_chooses_the_tensor():
     logger = RecordingLogger()
-    monitor = TopologyMonitor(layers=["pair"], n_samples=32, output_transform=lambda out: out[1]["aux"])
+    transform = lambda out: out[1]["aux"]  # noqa: E731
+    monitor = TopologyMonitor(layers=["pair"], n_samples=32, output_transform=transform, log_figures=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", TopologyWarning)
         trainer(max_epochs=1, logger=logger, callbacks=[monitor]).fit(TupleNet())
@@ -239,7 +240,7 @@ def test_a_layer_returning_no_tensor_is_reported_not_fatal():
             return super().forward(x)
 
     logger = RecordingLogger()
-    expected = r"'nothing' at epoch 0 \(step 6\): its output \(of type NoneType\) holds no tensor"
+    expected = r"'nothing' at epoch 0 \(step 5\): its output \(of type NoneType\) holds no tensor"
     with pytest.warns(TopologyWarning, match=expected):
         trainer(max_epochs=1, logger=logger, callbacks=[TopologyMonitor(layers=["nothing"], n_samples=32)]).fit(
             NothingNet()
@@ -253,7 +254,7 @@ def test_a_layer_never_called_in_validation_is_reported():
             super().__init__()
             self.unused = nn.Linear(3, 3)
 
-    with pytest.warns(TopologyWarning, match=r"'unused' at epoch 0 \(step 6\): no activations were captured"):
+    with pytest.warns(TopologyWarning, match=r"'unused' at epoch 0 \(step 5\): no activations were captured"):
         trainer(max_epochs=1, callbacks=[TopologyMonitor(layers=["unused", "head"], n_samples=32)]).fit(Unused())
 
 

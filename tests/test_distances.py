@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -113,6 +115,31 @@ def test_invalid_inputs_raise_clear_errors(kwargs, match):
 def test_distance_scale_validates_the_matrix(d, match):
     with pytest.raises(ValueError, match=match):
         distance_scale(d)
+
+
+def test_a_non_finite_or_asymmetric_entry_far_from_the_first_tile_is_found():
+    d = pairwise_distances(torch.randn(300, 3, generator=torch.Generator().manual_seed(0)))
+    lopsided = d.clone()
+    lopsided[10, 290] += 0.5
+    with pytest.raises(ValueError, match="symmetric"):
+        distance_scale(lopsided)
+    for bad, count in ((math.nan, "1 NaN and 0 infinite"), (math.inf, "0 NaN and 1 infinite")):
+        broken = d.clone()
+        broken[299, 298] = bad
+        with pytest.raises(ValueError, match=count):
+            distance_scale(broken)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_upper_order_statistics_are_the_exact_order_statistics_of_the_upper_triangle(monkeypatch, dtype, rng):
+    """The bisection over bit patterns (the device path of ``distance_scale``) against NumPy's sort."""
+    monkeypatch.setattr(distances_module, "BLOCK_ELEMENTS", 64)  # many row blocks
+    ties = pairwise_distances(torch.from_numpy(rng.integers(0, 4, size=(50, 2)).astype(np.float64)))
+    lopsided = torch.from_numpy(rng.exponential(size=(50, 50)))  # not symmetric: only the upper triangle counts
+    for d in (ties.to(dtype), lopsided.to(dtype)):
+        upper = np.sort(d.numpy()[np.triu_indices(50, k=1)])
+        ranks = [0, 1, 17, len(upper) // 2, len(upper) - 2, len(upper) - 1]
+        assert distances_module.upper_order_statistics(d, ranks).tolist() == upper[ranks].tolist()
 
 
 def test_distance_scale_rejects_bad_quantile():

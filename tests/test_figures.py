@@ -1,6 +1,8 @@
-"""Figures in TensorBoard, the custom-scalars layout, saved diagrams and the static report."""
+"""Figures in TensorBoard (tags, steps, sizes, ranges, labels, colours, reused figures), the custom-scalars
+layout, saved diagrams."""
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -13,7 +15,8 @@ import numpy as np
 import pytest
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from lightning_topo import TopologyMonitor, TopologyReport, TopologyWarning
+from lightning_topo import PersistenceDiagrams, TopologyMonitor, TopologyReport, TopologyWarning, plotting
+from lightning_topo import functional as F
 from tests._models import DEFAULT_KEYS, TinyNet, trainer
 
 DESCRIPTORS = DEFAULT_KEYS
@@ -56,7 +59,8 @@ def test_every_documented_scalar_and_image_tag_is_in_the_event_files_for_every_e
     assert all(tag.startswith("topo/") for tag in images)
 
 
-def test_custom_scalars_layout_is_registered_once(run):
+def test_custom_scalars_layout_is_registered_once_with_one_tag_per_chart(run):
+    """TensorBoard colours a chart's lines by run: one tag per chart keeps every line of a run distinguishable."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.custom_scalar import layout_pb2
 
@@ -67,16 +71,197 @@ def test_custom_scalars_layout_is_registered_once(run):
     assert len(layouts) == 1
     layout = layout_pb2.Layout()
     layout.ParseFromString(layouts[0].tensor_proto.string_val[0])
-    titles = {chart.title for category in layout.category for chart in category.chart}
-    assert set(DESCRIPTORS) <= titles
-    assert set(LAYERS) <= titles
+    categories = {category.title: category for category in layout.category}
+    assert next(iter(categories)) == "topo: score and validation metrics"
+    assert [c.title for c in categories["topo: score and validation metrics"].chart] == ["topo/score", "val_loss"]
+    for d in DESCRIPTORS:
+        charts = categories[f"topo: {d}"].chart
+        assert [c.title for c in charts] == LAYERS  # depth order
+        assert [list(c.multiline.tag) for c in charts] == [[f"^topo/{layer}/{d}$"] for layer in LAYERS]
+    scalars = set(acc.Tags()["scalars"])
+    for category in layout.category:
+        for chart in category.chart:
+            (regex,) = chart.multiline.tag
+            assert sum(bool(re.match(regex, tag)) for tag in scalars) == 1, regex
+
+
+def test_images_are_logged_at_the_step_of_the_validation_scalars(run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, logger, _ = run
+    acc = EventAccumulator(logger.log_dir, size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    steps = [e.step for e in acc.Scalars("val_loss")]
+    assert len(steps) == 3
+    assert [e.step for e in acc.Scalars("topo/hidden/id_twonn")] == steps
+    assert [e.step for e in acc.Images("topo/depth_profile")] == steps
+    assert [e.step for e in acc.Images("topo/hidden/diagram")] == steps
+    assert [e.step for e in acc.Images("topo/hidden/betti_evolution")] == steps[1:]
+
+
+def test_async_images_and_scalars_share_the_step_of_their_validation(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = TensorBoardLogger(tmp_path, name="async")
+    monitor = TopologyMonitor(layers=["hidden"], n_samples=48, compute="async", workers=1)
+    trainer(max_epochs=2, logger=logger, callbacks=[monitor]).fit(TinyNet())
+    acc = EventAccumulator(logger.log_dir, size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    steps = [e.step for e in acc.Scalars("val_loss")]
+    assert len(steps) == 2
+    assert [e.step for e in acc.Scalars("topo/hidden/id_twonn")] == steps
+    assert [e.step for e in acc.Images("topo/hidden/betti_curves")] == steps
+
+
+def test_figures_have_at_least_twice_the_former_resolution(run):
+    """Former sizes: Betti curves 256 x 192, diagram 224 x 224, heat map 448 x 192, depth profile 1280 x 208."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, logger, _ = run
+    acc = EventAccumulator(logger.log_dir, size_guidance={"images": 0})
+    acc.Reload()
+    size = {tag: (acc.Images(tag)[-1].width, acc.Images(tag)[-1].height) for tag in acc.Tags()["images"]}
+    for layer in LAYERS[:-1]:
+        width, height = size[f"topo/{layer}/betti_curves"]
+        assert width >= 2 * 256
+        assert height >= 2 * 192
+        width, height = size[f"topo/{layer}/diagram"]
+        assert width >= 2 * 224
+        assert height >= 2 * 224
+        width, height = size[f"topo/{layer}/betti_evolution"]
+        assert width >= 2 * 448
+        assert height >= 2 * 192
+    width, height = size["topo/depth_profile"]
+    assert width >= 1280
+    assert height >= 2 * 208
+
+
+def test_betti_curve_range_is_fixed_at_the_first_measurement_and_covers_its_finite_deaths(run):
+    _, logger, monitor = run
+    folder = Path(logger.log_dir) / "topology"
+    reports = [TopologyReport.load(path) for path in sorted(folder.glob("epoch_*.json"))]
+    assert [r.epoch for r in reports] == [0, 1, 2]
+    state = monitor.state_dict()
+    ranges, curves = state["plot_ranges"], state["plotted_betti_curves"]
+    assert sorted(ranges) == sorted(LAYERS[:-1])  # `output` is a copy of `head`: not drawn
+    for layer, x_max in ranges.items():
+        first = reports[0].diagrams[layer]
+        deaths = np.concatenate([dgm[np.isfinite(dgm[:, 1]), 1] for dgm in first])
+        assert x_max >= deaths.max()  # covers every finite death of its first measurement
+        step = reports[0].grid[1] - reports[0].grid[0]
+        assert x_max <= plotting.HEADROOM * deaths.max() + step + 1e-12  # and no more than a little past them
+        assert np.isclose(reports[0].grid, x_max).any()  # snapped to the measurement grid
+        assert [e for e, _ in curves[layer]] == [0, 1, 2]
+        for report, (_, drawn) in zip(reports, curves[layer], strict=True):  # every epoch on the same range
+            expected = F.betti_curve(report.diagrams[layer], np.linspace(0, x_max, plotting.N_POINTS))
+            np.testing.assert_array_equal(np.asarray(drawn), expected)
+    restored = TopologyMonitor(n_samples=48)
+    restored.load_state_dict(state)
+    assert restored.state_dict()["plot_ranges"] == ranges
+    assert restored.state_dict()["plotted_betti_curves"] == curves
+
+
+def _diagrams(scale: float, seed: int = 0) -> PersistenceDiagrams:
+    rng = np.random.default_rng(seed)
+    births = rng.uniform(0, 0.1 * scale, 200)
+    h0 = np.r_[np.c_[np.zeros(255), rng.uniform(0.01, 0.2 * scale, 255)], [[0.0, np.inf]]]
+    return PersistenceDiagrams([h0, np.c_[births, births + rng.exponential(0.03 * scale, 200)]])
+
+
+def test_every_axis_is_labelled_and_each_layer_figure_names_its_epoch():
+    from lightning_topo.engine import FigureRequest, LayerResult
+
+    grid = np.linspace(0, 1, 100)
+    dgms = _diagrams(1.0)
+    x_max = plotting.fit_range(dgms, grid)
+    curves = plotting.fine_betti_curves(dgms, x_max)
+    xs = np.linspace(0, x_max, plotting.N_POINTS)
+    # the reused figures are the ones layer_figures draws into in this process
+    figures = {
+        "betti_curves": plotting.plot_betti_curves(curves, xs, reuse=True),
+        "diagram": plotting.plot_diagram(dgms, reuse=True),
+        "betti_evolution": plotting.plot_betti_evolution([0, 1], [curves, curves], xs, reuse=True),
+    }
+    request = FigureRequest("hidden", 7, plotting.layer_figures, [(5, curves)], x_max=x_max, mark=0.2)
+    images = plotting.layer_figures(LayerResult({}, dgms, None), request, grid)
+    assert set(images) == set(figures)
+    for name, fig in figures.items():
+        for ax in (ax for ax in fig.axes if ax.get_label() != "<colorbar>"):
+            assert ax.get_xlabel(), name
+            assert ax.get_ylabel(), name
+            assert ax.get_title().startswith("hidden: ")
+        for bar in (ax for ax in fig.axes if ax.get_label() == "<colorbar>"):
+            assert bar.get_ylabel()  # the colour scale says what it counts
+    assert figures["betti_curves"].axes[0].get_title() == "hidden: Betti curves, epoch 7"
+    assert figures["diagram"].axes[0].get_title() == "hidden: persistence diagram, epoch 7"
+    assert figures["betti_curves"].axes[0].get_xlim() == (0.0, x_max)
+    metrics = {"a": {"id_twonn": 3.0, "betti_0": 1.0}, "b": {"id_twonn": 2.0, "betti_0": 2.0}}
+    for fig in (
+        plotting.plot_depth_profile(TopologyReport(["a", "b"], metrics), title="epoch 3"),
+        plotting.plot_history([0, 1], {"a": [1.0, 2.0], "b": [2.0, 1.0]}, "id_twonn"),
+        plotting.plot_metrics({"val_loss": ([0, 1], [1.0, 0.5]), "topo/score": ([0, 1], [3.0, 2.0])}),
+    ):
+        for ax in (ax for ax in fig.axes if ax.get_visible()):
+            assert ax.get_xlabel()
+            assert ax.get_ylabel()
+
+
+def test_evolution_heat_map_has_a_regular_epoch_axis():
+    curves = [np.full((2, 4), e) for e in (0, 2, 4, 6, 8, 10, 12)]
+    ax = plotting.plot_betti_evolution([0, 2, 4, 6, 8, 10, 12], curves, np.linspace(0, 0.3, 4)).axes[0]
+    low, high = ax.get_ylim()
+    # one row per epoch step of 2, centred on the epochs; the axis reaches a round 10 rows (epochs 0 to 18)
+    assert (low, high) == (-1.0, 19.0)
+    assert ax.get_images()[0].get_extent()[2:] == [-1.0, 13.0]
+    ticks = [t for t in ax.get_yticks() if low <= t <= high]
+    assert all(float(t).is_integer() for t in ticks)
+    assert len(set(np.diff(ticks))) == 1  # evenly spaced
+    image = ax.get_images()[0].get_array()
+    assert image.shape == (7, 4)
+    assert not np.ma.is_masked(image)
+    skipped = plotting.plot_betti_evolution([0, 1, 5], curves[:3], np.linspace(0, 0.3, 4)).axes[0]
+    rows = skipped.get_images()[0].get_array()
+    assert rows.shape[0] == 6
+    assert rows.mask[2:5].all()
+    assert not rows.mask[[0, 1, 5]].any()
+
+
+def test_layers_are_told_apart_by_colour():
+    layers = [f"layer{i}" for i in range(12)]
+    report = TopologyReport(layers, {layer: {"id_twonn": float(i)} for i, layer in enumerate(layers)})
+    dots = plotting.plot_depth_profile(report).axes[0].collections[0]
+    assert len({tuple(c) for c in dots.get_facecolors()}) == 12
+    lines = plotting.plot_history([0, 1], {layer: [1.0, 2.0] for layer in layers}, "x").axes[0].get_lines()
+    assert len({line.get_color() for line in lines}) == 12
+    assert len(set(plotting.layer_colors(30))) == 30
+
+
+def test_reused_figures_draw_what_a_new_figure_draws():
+    grid = np.linspace(0, 1, 100)
+
+    def betti(dgms: PersistenceDiagrams, reuse: bool) -> np.ndarray:
+        x_max = plotting.fit_range(dgms, grid)
+        xs = np.linspace(0, x_max, plotting.N_POINTS)
+        fig = plotting.plot_betti_curves(plotting.fine_betti_curves(dgms, x_max), xs, "l", mark=0.2, reuse=reuse)
+        return plotting.figure_to_rgb(fig)
+
+    a, b = _diagrams(1.0), _diagrams(2.0, seed=1)
+    first, other, again, fresh = betti(a, True), betti(b, True), betti(a, True), betti(a, False)
+    np.testing.assert_array_equal(first, again)  # each range's kept background is its own
+    assert (first != other).any(axis=2).mean() > 0.05
+    assert (first != fresh).any(axis=2).mean() < 0.01  # the same picture; only the drawing order differs
+    reused = plotting.figure_to_rgb(plotting.plot_diagram(a, "l", top=0.3, reuse=True))
+    new = plotting.figure_to_rgb(plotting.plot_diagram(a, "l", top=0.3))
+    assert reused.shape == new.shape
+    assert (reused != new).any(axis=2).mean() < 0.01
+    assert plotting.figure_to_png(plotting.plot_diagram(a, reuse=True)).startswith(b"\x89PNG")
 
 
 def test_saved_diagrams_and_scalars_cover_every_epoch_and_layer(run):
     _, logger, monitor = run
     folder = Path(logger.log_dir) / "topology"
-    # one file per measurement, named by epoch and global step (6 training batches per epoch)
-    names = ["epoch_0_step_6.json", "epoch_1_step_12.json", "epoch_2_step_18.json"]
+    # one file per measurement, named by epoch and the step of its scalars (6 training batches per epoch)
+    names = ["epoch_0_step_5.json", "epoch_1_step_11.json", "epoch_2_step_17.json"]
     assert sorted(p.name for p in folder.glob("epoch_*.json")) == names
     record = json.loads((folder / names[-1]).read_text())
     assert record["scalars"] == pytest.approx(monitor.history[-1]["scalars"])
@@ -90,39 +275,15 @@ def test_saved_diagrams_and_scalars_cover_every_epoch_and_layer(run):
         assert loaded.betti_curves[layer].shape == (2, 100)
 
 
-def test_report_command_writes_png_and_html_covering_every_layer(run, tmp_path):
-    from lightning_topo.cli import main
-
-    root, _, _ = run
-    out = tmp_path / "report"
-    assert main(["report", str(root), "--out", str(out)]) == 0
-    page = (out / "index.html").read_text()
-    for layer in LAYERS:
-        assert (out / f"{layer}_betti_curves.png").stat().st_size > 1000
-        assert (out / f"{layer}_diagram.png").exists()
-        assert f"<th>{layer}</th>" in page
-    assert (out / "depth_profile.png").exists()
-    assert (out / "history_id_twonn.png").exists()
-    assert page.count("data:image/png;base64,") == len(list(out.glob("*.png")))
-
-
-def test_report_command_fails_clearly_without_saved_files(tmp_path, capsys):
-    from lightning_topo.cli import main
-
-    assert main(["report", str(tmp_path)]) == 1
-    assert "save_diagrams=True" in capsys.readouterr().err
-
-
 @pytest.mark.slow
 def test_figures_do_not_accumulate_over_many_epochs(tmp_path, monkeypatch):
-    """100 measured epochs of a real run leave no figure open in pyplot and no figure alive in memory."""
+    """100 measured epochs of a real run draw into the same four reused figures (Betti curves, diagram, heat map,
+    depth profile), kept in the process's bounded cache; none is ever open in pyplot."""
     import gc
     import weakref
 
     import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
-
-    from lightning_topo import plotting
 
     created: list[weakref.ref] = []
     init = Figure.__init__
@@ -132,20 +293,14 @@ def test_figures_do_not_accumulate_over_many_epochs(tmp_path, monkeypatch):
         created.append(weakref.ref(self))
 
     monkeypatch.setattr(Figure, "__init__", tracked)
-
-    def cheap_render(fig):  # rendering is exercised by the event-file tests; here only lifetimes matter
-        fig.clear()
-        return np.zeros((4, 4, 3), dtype=np.uint8)
-
-    monkeypatch.setattr(plotting, "figure_to_rgb", cheap_render)
     open_before = len(plt.get_fignums())
     logger = TensorBoardLogger(tmp_path, name="leak")
     monitor = TopologyMonitor(layers=["hidden"], n_samples=32, workers=0)
     trainer(max_epochs=100, logger=logger, callbacks=[monitor], limit_train_batches=1).fit(TinyNet())
     gc.collect()
-    assert len(created) == 100 * 3 + 99  # curves, diagram, depth profile; evolution from the second epoch
+    assert len(created) <= 4  # earlier tests in this process may have made some of them already
+    assert sum(ref() is not None for ref in created) <= plotting.CACHE_SIZE
     assert len(plt.get_fignums()) == open_before
-    assert sum(ref() is not None for ref in created) == 0
     assert matplotlib.get_backend().lower() == "agg"
 
 

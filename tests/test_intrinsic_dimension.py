@@ -40,7 +40,7 @@ def test_embedded_balls_recover_their_dimension(dim, ambient, method):
         2000, dim=dim, ambient_dim=ambient, generator=torch.Generator().manual_seed(dim), dtype=torch.float64
     )
     est = intrinsic_dimension(x, method, generator=torch.Generator().manual_seed(0))
-    # boundary effects bias estimators downward in higher dimension (METHODS.md section 6)
+    # boundary effects bias estimators downward in higher dimension (docs/methods.md section 6)
     assert est == pytest.approx(dim, rel=0.15 if dim <= 2 else 0.2)
 
 

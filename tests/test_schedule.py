@@ -32,23 +32,24 @@ def test_every_validation_run_within_an_epoch_is_measured_at_its_own_step():
     logger = StepLogger()
     monitor = TopologyMonitor(n_samples=32)
     trainer(max_epochs=2, val_check_interval=0.5, logger=logger, callbacks=[monitor]).fit(TinyNet())
-    assert [(h["epoch"], h["step"]) for h in monitor.history] == [(0, 3), (0, 6), (1, 9), (1, 12)]
+    # a measurement's step is the one Lightning logs that validation's metrics at: global_step - 1 here
+    assert [(h["epoch"], h["step"]) for h in monitor.history] == [(0, 2), (0, 5), (1, 8), (1, 11)]
     assert len(set(logger.values("topo/hidden/id_twonn"))) == 4  # four measurements, none re-logged
-    assert _steps(logger, "topo/hidden/id_twonn") == [2, 5, 8, 11]  # Lightning logs validation at step - 1
+    assert _steps(logger, "topo/hidden/id_twonn") == [2, 5, 8, 11]
 
 
 def test_step_based_validation_without_epochs_measures_each_run():
     monitor = TopologyMonitor(n_samples=32)
     tr = trainer(max_steps=12, max_epochs=-1, val_check_interval=4, check_val_every_n_epoch=None, callbacks=[monitor])
     tr.fit(TinyNet())
-    assert [h["step"] for h in monitor.history] == [4, 8, 12]
+    assert [h["step"] for h in monitor.history] == [3, 7, 11]  # the steps their validation metrics are logged at
 
 
 def test_every_n_validations_measures_every_kth_run_and_relogs_the_score_between():
     logger = RecordingLogger()
     monitor = TopologyMonitor(n_samples=32, every_n_validations=2)
     trainer(max_epochs=2, val_check_interval=0.5, logger=logger, callbacks=[monitor]).fit(TinyNet())
-    assert [h["step"] for h in monitor.history] == [3, 9]
+    assert [h["step"] for h in monitor.history] == [2, 8]
     assert len(logger.values("topo/score")) == 4  # present after every validation for ModelCheckpoint
 
 

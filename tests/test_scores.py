@@ -10,7 +10,7 @@ from lightning_topo.functional import topological_complexity_decay
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "suresh2023"
 needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/reference/suresh2023 is absent")
 
-# Figures of METHODS.md section 3.3 (the authors' shipped arrays, re-analysed): theta and fine-tuning accuracy
+# Figures of docs/methods.md section 7 (the authors' shipped arrays, re-analysed): theta and fine-tuning accuracy
 PUBLISHED = {
     "vgg16": (0.203, 94.74),
     "resnet18": (0.194, 95.42),

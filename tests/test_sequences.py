@@ -298,3 +298,12 @@ def test_a_causal_language_model_on_defaults_is_finite_and_its_memory_is_bounded
     points = capture.finish()["lm_head"].points
     assert points.shape == (48, 400)
     assert points.numel() * points.element_size() == 48 * 400 * 4  # 75 KiB; flattened it would be 24 x larger
+
+
+def test_a_token_reduction_leaves_non_sequence_layers_to_the_auto_reduction():
+    loader = DataLoader(token_data(), batch_size=16, collate_fn=pad_collate())  # type: ignore[arg-type]
+    layers = ["encoder", "head"]
+    chosen = analyze(TinyTransformer(), loader, layers=layers, n_samples=48, reduce="first_token").to_dict()
+    auto = analyze(TinyTransformer(), loader, layers=layers, n_samples=48).to_dict()
+    assert chosen["head"] == pytest.approx(auto["head"])  # (B, 3) logits: one vector per example already
+    assert chosen["encoder"] != auto["encoder"]

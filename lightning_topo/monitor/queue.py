@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,16 @@ from lightning_topo.engine import (
 from lightning_topo.options import MonitorOptions, Options
 from lightning_topo.report import TopologyReport
 
-__all__ = ["Finished", "MeasurementQueue"]
+__all__ = ["Finished", "MeasurementQueue", "to_cpu"]
+
+
+def to_cpu(sample: LayerSample) -> LayerSample:
+    """A copy of ``sample`` on the CPU."""
+
+    def cpu(t: Any) -> Any:
+        return None if t is None else t.cpu()
+
+    return LayerSample(cpu(sample.points), cpu(sample.labels), dict(sample.problems), cpu(sample.volumes))
 
 
 @dataclass
@@ -78,8 +88,14 @@ class MeasurementQueue:
         step: int | None,
         requests: dict[str, FigureRequest] | None,
     ) -> None:
-        """Start measuring ``samples`` (on the pool when there is one)."""
+        """Start measuring ``samples`` (on the pool when there is one).
+
+        With ``compute="async"`` the samples go to the workers as CPU copies, so the training loop never waits for
+        device work (distances, ID) either; synchronously, samples on an accelerator are prepared there first.
+        """
         self.open(len(samples))
+        if self.settings.compute == "async":
+            samples = {alias: to_cpu(sample) for alias, sample in samples.items()}
         measure = self.options.measure
         if self._pool is not None:
             measure = replace(measure, n_threads=self._pool.threads)

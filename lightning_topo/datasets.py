@@ -199,7 +199,14 @@ def entangled_rings(
         ((120, 3), [60, 60])
     """
     return linked_tori(
-        n, pairs=pairs, tube=0.0, spacing=spacing, noise=noise, ambient_dim=ambient_dim, generator=generator, dtype=dtype
+        n,
+        pairs=pairs,
+        tube=0.0,
+        spacing=spacing,
+        noise=noise,
+        ambient_dim=ambient_dim,
+        generator=generator,
+        dtype=dtype,
     )
 
 

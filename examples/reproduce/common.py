@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -46,6 +46,7 @@ class Run:
     out: Path
     quick: bool
     started: float
+    threads: int  # torch's thread count before the run, restored by finish()
 
     def seconds(self) -> float:
         return time.perf_counter() - self.started
@@ -63,8 +64,9 @@ def start(name: str, doc: str | None, argv: Sequence[str] | None) -> Run:
     args = parser.parse_args(list(argv) if argv is not None else None)
     out = args.out if args.out is not None else (Path(tempfile.mkdtemp(prefix=name)) if args.quick else DOCS)
     out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    return Run(name, out, bool(args.quick), time.perf_counter())
+    return Run(name, out, bool(args.quick), time.perf_counter(), threads)
 
 
 def _clean(value: Any) -> Any:
@@ -110,6 +112,7 @@ def finish(run: Run, payload: dict[str, Any], figures: dict[str, Any]) -> dict[s
     payload["quote"] = {**payload.get("quote", {}), "seconds": f"{payload['seconds'] / 60:.1f} min"}
     cleaned = _clean(payload)
     (run.out / f"{run.name}.json").write_text(json.dumps(cleaned, indent=1, sort_keys=False) + "\n")
+    torch.set_num_threads(run.threads)
     return cleaned
 
 
@@ -133,7 +136,7 @@ def fmt(x: float | None, digits: int = 3) -> str:
     return f"{float(x):.{digits}g}"
 
 
-def mean_sd(values: Sequence[float], digits: int = 3) -> str:
+def mean_sd(values: Sequence[float] | np.ndarray, digits: int = 3) -> str:
     """``mean ± sd`` over seeds (just the value for one seed)."""
     v = np.asarray(values, dtype=np.float64)
     if v.size == 1:
@@ -207,8 +210,11 @@ def digits_cnn(
     return nn.Sequential(*blocks)
 
 
+M = TypeVar("M", bound=nn.Module)
+
+
 def train(
-    model: nn.Module,
+    model: M,
     x: torch.Tensor,
     y: torch.Tensor,
     *,
@@ -217,7 +223,7 @@ def train(
     batch_size: int = 64,
     weight_decay: float = 0.0,
     seed: int = 0,
-) -> nn.Module:
+) -> M:
     """Adam on cross-entropy, shuffled mini-batches from ``torch.Generator().manual_seed(seed)``; eval mode after."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -230,7 +236,8 @@ def train(
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return model.eval()
+    model.eval()
+    return model
 
 
 @torch.no_grad()
@@ -245,6 +252,9 @@ class MinMaxProbe(nn.Module):
     """A block's output reduced to one vector per example (global average pooling of conv maps, as Magai &
     Ayzenberg; flattening otherwise) and min-max scaled per feature with fixed bounds (scikit-learn's
     ``MinMaxScaler`` fitted on the measured images, as their code does)."""
+
+    low: torch.Tensor
+    span: torch.Tensor
 
     def __init__(self, low: torch.Tensor, high: torch.Tensor) -> None:
         super().__init__()
@@ -335,7 +345,7 @@ def build(config: Config, seed: int = 0) -> nn.Sequential:
 
 
 # --- statistics -------------------------------------------------------------------------------------------------------
-def correlation(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+def correlation(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> dict[str, Any]:
     """Pearson and Spearman correlations with their two-sided p-values and the number of pairs."""
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     ok = np.isfinite(x) & np.isfinite(y)
@@ -354,7 +364,7 @@ def correlation(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     }
 
 
-def describe_correlation(c: dict[str, float]) -> str:
+def describe_correlation(c: dict[str, Any]) -> str:
     """``Pearson r = -0.71 (p = 1e-04), Spearman rho = -0.65 (p = 6e-04), n = 24``."""
     return (
         f"Pearson r = {fmt(c['pearson'], 2)} (p = {fmt(c['pearson_p'], 1)}), "

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
+import common
 import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import common
 from lightning_topo import TopologyMonitor, TopologyWarning, analyze
 
 NAMES = ["input", "conv1", "conv2", "conv3", "conv4", "conv5", "fc1", "fc2", "logits"]
@@ -75,7 +75,7 @@ def curves(scalars: dict[str, float]) -> dict[str, list[float]]:
 
 def trained_run(
     split: common.Split, seed: int, epochs: int, every: int, n: int
-) -> tuple[dict[int, dict[str, list[float]]], float]:
+) -> tuple[dict[int, dict[str, list[float]]], float, nn.Module]:
     """Train under the monitor, measured every ``every`` epochs; returns ``{epoch: curves}`` and the accuracy."""
     torch.manual_seed(seed)
     net = common.digits_cnn(generator_seed=seed)
@@ -111,7 +111,7 @@ def trained_run(
     return measured, common.accuracy(net, split.x_test, split.y_test), net.eval()
 
 
-def measure(net: nn.Sequential, split: common.Split, n: int, seed: int, protocol: str) -> dict[str, list[float]]:
+def measure(net: nn.Module, split: common.Split, n: int, seed: int, protocol: str) -> dict[str, list[float]]:
     """A network outside training, measured with ``analyze`` on the held-out images.
 
     ``"package"``: the package defaults (conv maps averaged, distances / 0.9 quantile), as the monitor measures;
@@ -119,11 +119,13 @@ def measure(net: nn.Sequential, split: common.Split, n: int, seed: int, protocol
     (``common.MagaiProbes``), raw Euclidean distances.
     """
     data = common.loader(split.x_test[:n], split.y_test[:n])
-    if protocol == "package":
-        model, layers, normalize = net, layer_map(""), "quantile"
-    else:
-        model, layers, normalize = common.MagaiProbes(net, split.x_test[:n]), layer_map("probes."), None
-        layers = {"probes.input": "input", **{k: v for k, v in layers.items() if k != "input"}}
+    model: nn.Module = net
+    layers = layer_map("")
+    normalize: Literal["quantile"] | None = "quantile"
+    if protocol == "magai":
+        assert isinstance(net, nn.Sequential)
+        model, normalize = common.MagaiProbes(net, split.x_test[:n]), None
+        layers = {"probes.input": "input", **{k: v for k, v in layer_map("probes.").items() if k != "input"}}
     report = analyze(
         model,
         data,
@@ -244,7 +246,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             runs["package"].setdefault(stage, []).append(values)
         runs["magai"]["trained"].append(measure(net, split, n, seed, "magai"))
         for protocol in PROTOCOLS:
-            runs[protocol]["untrained"].append(measure(common.digits_cnn(generator_seed=seed), split, n, seed, protocol))
+            runs[protocol]["untrained"].append(
+                measure(common.digits_cnn(generator_seed=seed), split, n, seed, protocol)
+            )
     arrays = {
         p: {stage: {key: np.array([r[key] for r in v]) for key in ("h0", "h1", "phdim")} for stage, v in stages.items()}
         for p, stages in runs.items()
@@ -297,11 +301,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             [f"{k.split('_')[1]} epochs"] + [common.fmt(package[k][key]["output_over_peak"], 2) for key in CURVE_KEYS]
             for k in stages
         ]
-        + [[f"{epochs} epochs (trained)"] + [common.fmt(package["trained"][key]["output_over_peak"], 2) for key in CURVE_KEYS]]
+        + [
+            [f"{epochs} epochs (trained)"]
+            + [common.fmt(package["trained"][key]["output_over_peak"], 2) for key in CURVE_KEYS]
+        ]
         + [["untrained"] + [common.fmt(package["untrained"][key]["output_over_peak"], 2) for key in CURVE_KEYS]],
     )
     criteria_table = common.table(
-        ["criterion", "measured", "passed"], [[c["name"], c["detail"], "yes" if c["passed"] else "no"] for c in criteria]
+        ["criterion", "measured", "passed"],
+        [[c["name"], c["detail"], "yes" if c["passed"] else "no"] for c in criteria],
     )
     payload = {
         "claim": "Per-class H0/H1 lifespan sums and PH-dimension rise slightly in the first layers and fall "
@@ -318,7 +326,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "seeds": seeds,
         },
         "test_accuracy": accuracies,
-        "profiles": {p: {stage: {k: a.tolist() for k, a in v.items()} for stage, v in st.items()} for p, st in arrays.items()},
+        "profiles": {
+            p: {stage: {k: a.tolist() for k, a in v.items()} for stage, v in st.items()} for p, st in arrays.items()
+        },
         "layers": NAMES,
         "shapes": shapes,
         "criteria": criteria,

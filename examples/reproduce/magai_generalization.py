@@ -18,9 +18,9 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import common
 import numpy as np
 
-import common
 from lightning_topo import TopologyWarning, analyze, rank_models
 
 
@@ -121,7 +121,7 @@ def measure_family(configs: list[common.Config], split: common.Split, data: Any,
         )
     ranking = dict(rank_models(models, data, score="lifespan_sum", n_samples=n, maxdim=0))
     for row in rows:
-        row["h0_hidden"] = ranking[row["name"]]
+        row["h0_hidden"] = ranking[str(row["name"])]
     return rows
 
 
@@ -236,7 +236,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 for k in ("h0_minmax", "h1_minmax", "h0_logits", "h1_logits", "h0_hidden")
             },
             **{f"{kind}_n_models": str(len(rows[kind])) for kind in kinds},
-            **{f"{kind}_accuracy_range": f"{common.fmt(a.min(), 2)}-{common.fmt(a.max(), 2)}" for kind, a in acc.items()},
+            **{
+                f"{kind}_accuracy_range": f"{common.fmt(a.min(), 2)}-{common.fmt(a.max(), 2)}"
+                for kind, a in acc.items()
+            },
         },
     }
     figures = {

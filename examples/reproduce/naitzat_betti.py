@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import common
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -32,7 +33,6 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import shortest_path
 from torch import nn
 
-import common
 from lightning_topo import TopologyWarning, functional
 from lightning_topo.datasets import linked_tori
 
@@ -53,7 +53,7 @@ def mlp(activation: Callable[[], nn.Module], width: int, depth: int, seed: int) 
     return nn.Sequential(*blocks)
 
 
-def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> nn.Module:
+def fit(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, steps: int) -> nn.Sequential:
     """Full-batch Adam, learning rate 0.01 decaying exponentially to 1e-4 (Naitzat et al.: Adam, decaying rates)."""
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     schedule = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.01 ** (1 / steps))
@@ -64,7 +64,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> nn.Mo
         loss.backward()
         opt.step()
         schedule.step()
-    return model.eval()
+    model.eval()
+    return model
 
 
 @torch.no_grad()
@@ -163,10 +164,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 "test_accuracy": common.accuracy(model, x_eval, y_eval),
             }
             per_layer = activations(model, x_eval)
+            # exactly repeated rows per class and layer: ReLU maps whole regions to one point
+            entry["distinct"] = [[int(torch.unique(h[y_eval == c], dim=0).shape[0]) for c in (0, 1)] for h in per_layer]
             if hop["scale"] is not None:
-                entry["hop"] = [
-                    [hop_betti(h[y_eval == c], hop["k"], hop["scale"]) for c in (0, 1)] for h in per_layer
-                ]
+                entry["hop"] = [[hop_betti(h[y_eval == c], hop["k"], hop["scale"]) for c in (0, 1)] for h in per_layer]
             if euclid["scale"] is not None:
                 entry["euclidean"] = [euclidean_betti(h, y_eval, euclid["scale"]) for h in per_layer]
             results[act_name].append(entry)
@@ -252,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "(1, 0) at last hidden, δ_k",
             "(1, 0) at last hidden, Eucl.",
             "first layer of (1, 0), δ_k",
+            "distinct points per class, last hidden",
         ],
         [
             [
@@ -260,9 +262,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 common.mean_sd([e["test_accuracy"] for e in results[a]]),
                 f"{count(a, 'hop')} / {len(results[a])}",
                 f"{count(a, 'euclidean')} / {len(results[a])}",
-                ", ".join(
-                    names[i] if (i := first_point_layer(e, "hop")) is not None else "never" for e in results[a]
-                ),
+                ", ".join(names[i] if (i := first_point_layer(e, "hop")) is not None else "never" for e in results[a]),
+                common.mean_sd([np.mean(e["distinct"][last_hidden]) for e in results[a]], 3),
             ]
             for a in ACTIVATIONS
         ],
@@ -298,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "relu_euclid": f"{relu_euclid} of {len(seeds)}",
             "tanh_hop": f"{count('tanh', 'hop')} of {len(seeds)}",
             "tanh_euclid": f"{count('tanh', 'euclidean')} of {len(seeds)}",
+            "relu_distinct": common.mean_sd([np.mean(e["distinct"][last_hidden]) for e in results["ReLU"]], 3),
+            "n_eval": str(n_eval),
             "k": str(hop["k"]),
             "hop_scale": common.fmt(hop["scale"], 2),
             "euclid_scale": common.fmt(euclid["scale"], 2),
@@ -330,7 +333,7 @@ def figure(results: dict[str, list[dict[str, Any]]], names: list[str]) -> Any:
         ax.set_title(f"Topological complexity of each class: {title}", fontsize=9)
         ax.tick_params(axis="y", labelsize=7)
         ax.legend(fontsize=6)
-    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.22, top=0.9, wspace=0.22)
+    fig.subplots_adjust(left=0.08, right=0.99, bottom=0.22, top=0.9, wspace=0.25)
     return fig
 
 

@@ -21,11 +21,11 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import common
 import numpy as np
 import torch
 from torch import nn
 
-import common
 from lightning_topo import TopologyWarning, analyze, functional, rank_models
 
 CONV_NAMES = ["conv1", "conv2", "conv3", "conv4", "conv5"]
@@ -67,8 +67,10 @@ def finetune(pretrained: nn.Sequential, x: torch.Tensor, y: torch.Tensor, epochs
     """A copy of the pretrained network with a new head for the 5 new classes, every weight trained."""
     model = copy.deepcopy(pretrained)
     torch.manual_seed(1000 + seed)
-    model[-1] = nn.Linear(model[-1].in_features, 5)
-    return common.train(model, x, y, epochs=epochs, lr=1e-3, batch_size=32, seed=seed)  # type: ignore[return-value]
+    head = model[-1]
+    assert isinstance(head, nn.Linear)
+    model[-1] = nn.Linear(head.in_features, 5)
+    return common.train(model, x, y, epochs=epochs, lr=1e-3, batch_size=32, seed=seed)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -84,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     profiles: dict[str, list[list[float]]] = {"trained": [], "untrained": []}
     for seed in seeds:
         profiles["untrained"].append(omega_profile(common.digits_cnn(generator_seed=seed), test, k, 5))
-        net = common.train(common.digits_cnn(generator_seed=seed), split.x_train, split.y_train, epochs=epochs, seed=seed)
+        net = common.train(
+            common.digits_cnn(generator_seed=seed), split.x_train, split.y_train, epochs=epochs, seed=seed
+        )
         profiles["trained"].append(omega_profile(net, test, k, 5))
     omega = {key: np.array(v) for key, v in profiles.items()}
     ratio = {key: float(a.mean(axis=0)[-1] / a.mean(axis=0)[0]) for key, a in omega.items()}
@@ -102,9 +106,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         name: common.train(build(name, 5, seed=i), x_a, y_a, epochs=2 if run.quick else 30, seed=i)
         for i, name in enumerate(names)
     }
-    pretrain_acc = {name: common.accuracy(m, split.x_test[split.y_test < 5], split.y_test[split.y_test < 5]) for name, m in pretrained.items()}
+    pretrain_acc = {
+        name: common.accuracy(m, split.x_test[split.y_test < 5], split.y_test[split.y_test < 5])
+        for name, m in pretrained.items()
+    }
     ranking = rank_models(
-        pretrained, probe, score="decay_cubical", layers=r"\d+", n_samples=k, maxdim=0, descriptors=["betti"],
+        pretrained,
+        probe,
+        score="decay_cubical",
+        layers=r"\d+",
+        n_samples=k,
+        maxdim=0,
+        descriptors=["betti"],
         cubical_samples=k,
     )
     theta = dict(ranking)
@@ -149,7 +162,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ["layer", "map (C x H x W)", "trained Ω", "untrained Ω"],
         [
             [name, shape, common.mean_sd(omega["trained"][:, i]), common.mean_sd(omega["untrained"][:, i])]
-            for i, (name, shape) in enumerate(zip(CONV_NAMES, ["16x8x8", "16x8x8", "32x4x4", "32x4x4", "32x2x2"], strict=True))
+            for i, (name, shape) in enumerate(
+                zip(CONV_NAMES, ["16x8x8", "16x8x8", "32x4x4", "32x4x4", "32x2x2"], strict=True)
+            )
         ],
     )
     transfer_table = common.table(

@@ -176,6 +176,7 @@ def assemble(
             report.class_metrics[alias] = res.class_metrics
         if res.class_curves:
             report.class_betti_curves[alias] = res.class_curves
+            report.class_diagrams[alias] = res.class_diagrams
     if score is not None:
         try:
             report.score = score(report)

@@ -107,6 +107,7 @@ def test_magai_probes_leave_the_network_unchanged_and_min_max_scale_each_block(s
         conv = net[0](x).mean(dim=(2, 3))  # the first block's maps, averaged over space
     expected = (conv - conv.min(dim=0).values) / (conv.max(dim=0).values - conv.min(dim=0).values)
     assert torch.allclose(seen["0"], expected, atol=1e-6)
+    assert seen["input"].shape == (20, 64)  # the image is flattened, not averaged to its mean intensity
     for k, v in seen.items():
         assert float(v.min()) >= -1e-6, k
         assert float(v.max()) <= 1 + 1e-6, k

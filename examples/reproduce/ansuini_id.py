@@ -9,7 +9,7 @@ networks untrained, measured with ``analyze(descriptors=["id_twonn"], reduce="fl
 the feature maps) on the 1,297 training images; (b) the 24 CNNs of finding 2 ranked with
 ``rank_models(score="id_last")``; the CNN of (a) trained on shuffled labels as the control.
 
-    python examples/reproduce/ansuini_id.py            # about 3 minutes on 2 cores
+    python examples/reproduce/ansuini_id.py            # about 1.5 minutes on 2 cores
     python examples/reproduce/ansuini_id.py --quick    # seconds, into a temporary folder
 """
 

@@ -8,7 +8,7 @@ Ayzenberg) on the 500 held-out images with ``adversarial_geometry`` at 8 strengt
 package defaults (the reports of ``adversarial_geometry``) and with Magai's preprocessing (each adversarial set's
 features min-max scaled per layer, raw distances: ``analyze`` on ``common.MagaiProbes``).
 
-    python examples/reproduce/magai_adversarial.py            # about 4 minutes on 2 cores
+    python examples/reproduce/magai_adversarial.py            # about 1 minute on 2 cores
     python examples/reproduce/magai_adversarial.py --quick    # seconds, into a temporary folder
 """
 
@@ -170,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "quote": {
             "verdict": result,
             "f1_range": f"{common.fmt(f1.mean(axis=0).max(), 2)} to {common.fmt(f1.mean(axis=0).min(), 2)}",
+            "target_rate_max": common.fmt(float(np.array(success["target_rate"]).mean(axis=0).max()), 2),
             **{
                 f"{p}_{k}_median_rho": common.fmt(float(np.median(rho[p][k])), 2)
                 for p in PROTOCOLS

@@ -8,7 +8,7 @@ set), each measured with ``analyze(per_class=True)`` at its logits on 1,000 trai
 ranked with ``rank_models(score="lifespan_sum")`` (the package's named score: the same descriptor at the last
 *hidden* layer).
 
-    python examples/reproduce/magai_generalization.py            # about 3 minutes on 2 cores
+    python examples/reproduce/magai_generalization.py            # about 1 minute on 2 cores
     python examples/reproduce/magai_generalization.py --quick    # seconds, into a temporary folder
 """
 
@@ -39,13 +39,13 @@ def figure(
         "h0_hidden": 'rank_models(score="lifespan_sum")',
     }
     fig = Figure(figsize=(12, 3.3))
-    for i, (key, title) in enumerate(panels.items()):
+    for i, (key, panel) in enumerate(panels.items()):
         ax = fig.add_subplot(1, 4, i + 1)
         for d, marker in ((1, "o"), (3, "s")):
             rows = depth == d
             ax.scatter(values[key][rows], 1 - acc[rows], marker=marker, s=16, label=f"{d} conv block(s)")
         c = corr[key]
-        ax.set_title(f"{title}\nSpearman vs accuracy {common.fmt(c['spearman'], 2)}", fontsize=8)
+        ax.set_title(f"{panel}\nSpearman vs accuracy {common.fmt(c['spearman'], 2)}", fontsize=8)
         ax.set_xlabel("lifespan sum (class mean)", fontsize=8)
         ax.set_ylabel("test error", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -167,8 +167,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             [
                 family_names[kind],
                 DESCRIPTOR_NAMES[k],
-                f"{common.fmt(c[k]['pearson'], 2)} ({common.fmt(c[k]['pearson_p'], 1)})",
-                f"{common.fmt(c[k]['spearman'], 2)} ({common.fmt(c[k]['spearman_p'], 1)})",
+                f"{common.fmt(c[k]['pearson'], 2)} ({common.fmt(c[k]['pearson_p'], 2)})",
+                f"{common.fmt(c[k]['spearman'], 2)} ({common.fmt(c[k]['spearman_p'], 3)})",
                 c[k]["n"],
             ]
             for kind, c in corr.items()

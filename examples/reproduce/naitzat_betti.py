@@ -15,7 +15,7 @@ tanh, 3 seeds each. Each class's Betti numbers at every layer on 400 held-out po
   ``analyze`` itself is not used here: it measures at most 250 points per class, too few to recover the input's
   known topology at any single scale (noise loops), while 400 are enough.
 
-    python examples/reproduce/naitzat_betti.py            # about 3 minutes on 2 cores
+    python examples/reproduce/naitzat_betti.py            # about 1 minute on 2 cores
     python examples/reproduce/naitzat_betti.py --quick    # seconds, into a temporary folder
 """
 

@@ -10,15 +10,24 @@ untrained, Omega of 200 held-out images per layer with ``analyze(cubical_samples
 pretrained on digits 0-4, ranked with ``rank_models(score="decay_cubical")`` on images of digits 5-9, then fine-tuned
 on 30 images per class of digits 5-9 (3 fine-tuning seeds) and tested on the other images of digits 5-9.
 
-    python examples/reproduce/suresh_cubical.py            # about 3 minutes on 2 cores
+With the authors' per-image Betti arrays at hand (a folder named by ``SURESH_REFERENCE``, default
+``../shared/reference/suresh2023`` beside the repository, not part of it: nine ImageNet models on CIFAR-10 from
+github.com/Cross-Caps/DNNTopology, and ``profiles.json`` with their reported accuracies), the script also computes
+theta from them with ``functional.topological_complexity_decay`` and its correlation with the fine-tuned accuracies
+they report: the paper's own number from the package. Without them that part is reported as not run.
+
+    python examples/reproduce/suresh_cubical.py            # about 1.5 minutes on 2 cores
     python examples/reproduce/suresh_cubical.py --quick    # seconds, into a temporary folder
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import common
@@ -42,6 +51,24 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
     "cnn4_elu": {"widths": (16, 16, 16, 16), "pool_after": (1, 3), "activation": nn.ELU},
 }
 QUICK_ARCHITECTURES = ("cnn4_w8", "cnn4_tanh", "cnn4_w16", "cnn5")
+# the authors' Betti arrays (10 classes x 200 images x L layers x 3), read where present, never copied
+REFERENCE = Path(os.environ.get("SURESH_REFERENCE", common.ROOT.parent / "shared" / "reference" / "suresh2023"))
+
+
+def reference_check(folder: Path) -> dict[str, Any] | None:
+    """theta of each of the authors' nine models from their arrays, against their fine-tuned accuracies."""
+    if not (folder / "profiles.json").is_file():
+        return None
+    models = json.loads((folder / "profiles.json").read_text())["models"]
+    theta, accuracy = {}, {}
+    for name, entry in models.items():
+        bettis = np.load(folder / f"{name}_cifar10.npy")  # (classes, images, layers, 3)
+        omega = bettis.sum(axis=-1).mean(axis=(0, 1))
+        theta[name] = functional.topological_complexity_decay(omega)
+        accuracy[name] = float(entry["finetune_accuracy_cifar10"])
+    names = list(models)
+    corr = common.correlation([theta[n] for n in names], [accuracy[n] for n in names])
+    return {"theta": theta, "accuracy": accuracy, "correlation": corr}
 
 
 def build(name: str, n_classes: int, seed: int) -> nn.Sequential:
@@ -133,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         name: omega_profile(m, probe, k, len(ARCHITECTURES[name]["widths"])) for name, m in pretrained.items()
     }
     corr = common.correlation([theta[n] for n in names], [accuracy[n] for n in names])
+    reference = reference_check(REFERENCE)
 
     criteria = [
         {
@@ -206,11 +234,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             for name in names
         },
         "correlation": corr,
+        "reference": reference,
+        "reference_folder": str(REFERENCE) if reference is not None else None,
         "criteria": criteria,
         "verdict": result,
         "tables": {
             "depth": depth_table,
             "transfer": transfer_table,
+            "reference": common.table(
+                ["model", "θ (functional, from the authors' arrays)", "fine-tuned accuracy (reported)"],
+                [
+                    [name, common.fmt(reference["theta"][name], 3), common.fmt(reference["accuracy"][name], 4)]
+                    for name in sorted(reference["theta"], key=lambda n: reference["theta"][n])
+                ]
+                if reference is not None
+                else [["not run: the authors' arrays were absent", "", ""]],
+            ),
             "criteria": common.table(
                 ["criterion", "measured", "passed"],
                 [[c["name"], c["detail"], "yes" if c["passed"] else "no"] for c in criteria],
@@ -222,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "ratio_untrained": common.fmt(ratio["untrained"], 2),
             "transfer": common.describe_correlation(corr),
             "n_architectures": str(len(names)),
+            "reference": common.describe_correlation(reference["correlation"])
+            if reference is not None
+            else "not run (the authors' arrays were absent)",
         },
     }
     out = common.finish(run, payload, {"suresh_cubical": figure(omega, transfer_profiles, theta, accuracy)})

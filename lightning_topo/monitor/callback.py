@@ -125,6 +125,8 @@ class TopologyMonitor(Callback):
         call: for a module called several times per forward pass, keep its ``"first"`` or ``"last"`` call.
         per_class: also measure each class's rows of every layer (needs labels) and log ``class_{c}/...`` and
             ``class_mean/...`` keys (Magai & Ayzenberg's per-class lifespan sums).
+        per_class_max: each class is measured on at most its first ``per_class_max`` examples of the sample (Magai
+            & Ayzenberg use 250); ``report.class_counts`` counts the examples of the sample.
         cubical_samples: also measure Suresh et al.'s cubical complexity of the feature maps of the first ``k``
             examples at every layer with ``(B, C, H, W)`` (or ``(B, H, W)``) outputs: each image's map, divided by one
             robust scale of the layer (its 0.99 quantile of absolute values), as a sublevel-set filtration;
@@ -199,6 +201,7 @@ class TopologyMonitor(Callback):
         output_transform: Callable[[Any], torch.Tensor] | None = None,
         call: Call = "first",
         per_class: bool = False,
+        per_class_max: int = 250,
         cubical_samples: int = 0,
         cubical_threshold: float = 0.5,
         dataloader_idx: int = 0,

@@ -262,6 +262,7 @@ def build_options(
     sequence_dim: int | None = None,
     call: Call = "first",
     per_class: bool = False,
+    per_class_max: int = 250,
     cubical_samples: int = 0,
     cubical_threshold: float = 0.5,
     descriptors: Sequence[str] = DEFAULT_DESCRIPTORS,
@@ -330,6 +331,7 @@ def build_options(
         class_descriptors=tuple(dict.fromkeys([*descriptors, *needed])) if per_class else score_class_needs,
         class_maxdim=check_maxdim(maxdim) if per_class else 0,
         per_class=bool(per_class),
+        per_class_max=check_positive_int("per_class_max", per_class_max, minimum=3),
         cubical_threshold=float(cubical_threshold),
     )
     return Options(

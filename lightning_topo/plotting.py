@@ -46,6 +46,7 @@ __all__ = [
     "plot_adversarial",
     "plot_betti_curves",
     "plot_betti_evolution",
+    "plot_class_betti_curves",
     "plot_depth_profile",
     "plot_diagram",
     "plot_history",
@@ -683,7 +684,68 @@ def layer_figures(result: LayerResult, request: FigureRequest, grid: np.ndarray)
         stack = [c for _, c in request.history] + [curves]
         evolution = plot_betti_evolution(epochs, stack, xs, request.title, reuse=True)
         images["betti_evolution"] = figure_to_rgb(evolution)
+    if result.class_diagrams:
+        per_class = {c: fine_betti_curves(d, x_max) for c, d in sorted(result.class_diagrams.items())}
+        title = f"{request.title}: Betti curves per class, epoch {request.epoch}"
+        images["class_betti_curves"] = figure_to_rgb(plot_class_betti_curves(per_class, xs, title, reuse=True))
     return images
+
+
+class _ClassCurves(_Plot):
+    def __init__(self, n_dims: int, classes: tuple[int, ...], blit: bool) -> None:
+        super().__init__(_new_figure(4.6 * n_dims + 1.2, 4.0), blit)
+        axes = self.figure.subplots(1, n_dims, squeeze=False)[0]
+        self.figure.subplots_adjust(left=0.07, bottom=0.15, right=0.86, top=0.88, wspace=0.25)
+        colors = layer_colors(len(classes))
+        self.axes = list(axes)
+        self.lines = {
+            (q, c): ax.plot([], [], drawstyle="steps-post", color=colors[i], lw=1.2, label=f"class {c}")[0]
+            for q, ax in enumerate(axes)
+            for i, c in enumerate(classes)
+        }
+        for q, ax in enumerate(axes):
+            ax.grid(True, color="0.92", lw=0.8)
+            _labels(ax, "scale t (normalised distance)", f"β{q}(t)", f"H{q}", x_pad=-0.1, y_pad=-0.12)
+        axes[-1].legend(fontsize=_TICK, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        self.suptitle = self.figure.suptitle("", fontsize=_TITLE)
+        self.dynamic(*self.lines.values(), self.suptitle)
+
+    def update(self, curves: Mapping[int, np.ndarray], xs: np.ndarray, title: str) -> Figure:
+        tops = []
+        for q, ax in enumerate(self.axes):
+            top = max([float(np.max(c[q])) for c in curves.values()] + [1.0]) * 1.05
+            for c, curve in curves.items():
+                self.lines[(q, c)].set_data(xs, curve[q])
+            ax.set_xlim(0.0, float(xs[-1]))
+            ax.set_ylim(0.0, top)
+            tops.append(top)
+        self.suptitle.set_text(title)
+        self.signature = (float(xs[-1]), *tops)
+        return self.figure
+
+
+def plot_class_betti_curves(
+    curves: Mapping[int, np.ndarray], grid: np.ndarray, title: str = "", *, reuse: bool = False
+) -> Figure:
+    """Each class's Betti curves on its own rows of the layer, one panel per homology dimension, a line per class
+    (``per_class=True``).
+
+    Args:
+        curves: ``{class: (maxdim + 1, len(grid)) Betti numbers}``.
+        grid: the scales of the columns.
+        title: the figure title.
+        reuse: redraw this process's cached figure instead of building one.
+
+    Example:
+        >>> fig = plot_class_betti_curves({0: np.array([[2, 1], [0, 1]]), 1: np.array([[3, 1], [0, 0]])}, [0, 1])
+        >>> [line.get_label() for line in fig.axes[0].get_lines()]
+        ['class 0', 'class 1']
+    """
+    grid = np.asarray(grid, dtype=np.float64)
+    classes = tuple(sorted(curves))
+    n_dims = len(next(iter(curves.values())))
+    plot = _plot(_ClassCurves, (n_dims, classes), reuse, lambda blit: _ClassCurves(n_dims, classes, blit))
+    return plot.update({c: np.atleast_2d(curves[c]) for c in classes}, grid, title)
 
 
 def plot_adversarial(results: Sequence[Any], descriptor: str = "total_persistence_0", title: str = "") -> Figure:

@@ -50,6 +50,7 @@ class TopologyReport:
         per_class: whether per-class descriptors were asked for (``per_class=True``): then :meth:`scalars` holds
             ``{layer}/class_{c}/{descriptor}`` and ``{layer}/class_mean/{descriptor}``.
         class_betti_curves: ``{layer: {class: curves}}`` with ``per_class=True``.
+        class_diagrams: ``{layer: {class: PersistenceDiagrams}}`` with ``per_class=True`` (not saved to files).
         copies: ``{layer: earlier layer}`` for layers whose sample equalled an earlier layer's exactly: measured
             once, logged under both names, drawn once.
         ph_bounds: ``{layer: bound}`` for the layers whose H1 came from a farthest-point subsample (``ph_samples``):
@@ -75,6 +76,7 @@ class TopologyReport:
     per_class: bool = False
     class_betti_curves: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
     ph_bounds: dict[str, float] = field(default_factory=dict)
+    class_diagrams: dict[str, dict[int, PersistenceDiagrams]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         """``{layer: {descriptor: value}}`` as plain floats."""

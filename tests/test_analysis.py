@@ -168,3 +168,16 @@ def test_datasets_are_loaded_without_download():
     assert images.shape == (1797, 1, 8, 8)
     assert float(images.max()) <= 1.0
     assert TensorDataset(images, labels)[0][0].shape == (1, 8, 8)
+
+
+def test_the_callback_and_build_options_share_every_option_and_its_default():
+    import inspect
+
+    from lightning_topo.options import OPTION_NAMES, build_options
+
+    monitor = inspect.signature(TopologyMonitor.__init__).parameters
+    options = inspect.signature(build_options).parameters
+    for name in OPTION_NAMES:
+        assert name in monitor, name
+        if name != "score":  # the monitor measures a score by default, analyze does not
+            assert monitor[name].default == options[name].default, name

@@ -54,3 +54,22 @@ def test_per_class_without_labels_is_a_clear_error():
     loader = DataLoader(torch.randn(32, 6), batch_size=8)
     with pytest.raises(ValueError, match="per_class=True needs one integer label per example: pass `label_fn`"):
         analyze(TinyNet(), loader, per_class=True)
+
+
+def test_per_class_figures_draw_one_curve_per_class_in_tensorboard(tmp_path):
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    monitor = TopologyMonitor(layers=["hidden"], n_samples=90, per_class=True)
+    trainer(max_epochs=1, logger=logger, callbacks=[monitor]).fit(TinyNet())
+    acc = EventAccumulator(logger.log_dir, size_guidance={"images": 0})
+    acc.Reload()
+    (image,) = acc.Images("topo/hidden/class_betti_curves")
+    assert image.width >= 1000  # two panels (H0, H1) side by side
+    from lightning_topo.plotting import fine_betti_curves, plot_class_betti_curves
+
+    report = monitor.last_report
+    curves = {c: fine_betti_curves(d, 0.5) for c, d in report.class_diagrams["hidden"].items()}
+    fig = plot_class_betti_curves(curves, np.linspace(0, 0.5, 256))
+    assert [line.get_label() for line in fig.axes[1].get_lines()] == ["class 0", "class 1", "class 2"]

@@ -67,6 +67,7 @@ class LayerResult:
         betti_curve: ``(maxdim + 1, n_bins)`` Betti curves on the options' grid.
         class_metrics: ``{class: {descriptor key: value}}`` when per-class descriptors were asked for.
         class_curves: ``{class: Betti curves}`` with ``per_class=True``.
+        class_diagrams: ``{class: persistence diagrams}`` with ``per_class=True`` (for the per-class figure).
         problems: ``{kind: message}``; the affected metrics are NaN.
         seconds: compute time of this layer.
         images: RGB figures drawn by a worker process, when asked for.
@@ -80,6 +81,7 @@ class LayerResult:
     betti_curve: np.ndarray | None = None
     class_metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     class_curves: dict[int, np.ndarray] = field(default_factory=dict)
+    class_diagrams: dict[int, PersistenceDiagrams] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     images: dict[str, np.ndarray] | None = None
@@ -240,13 +242,14 @@ def finish_layer(prepared: PreparedLayer, options: MeasureOptions) -> LayerResul
         warnings.simplefilter("always", RuntimeWarning)
         dgms = _diagrams(prepared.cloud, options.maxdim, options)
         found = {**diagram_descriptors(dgms, options.descriptors, options.params), **prepared.cloud.metrics}
-        class_metrics, class_curves = {}, {}
+        class_metrics, class_curves, class_diagrams = {}, {}, {}
         for c, cloud in prepared.classes.items():
             class_dgms = _diagrams(cloud, options.class_maxdim, options)
             values = {**diagram_descriptors(class_dgms, options.class_descriptors, options.params), **cloud.metrics}
             class_metrics[c] = {k: values[k] for k in options.class_keys()}
             if options.per_class:
                 class_curves[c] = F.betti_curve(class_dgms, options.grid)
+                class_diagrams[c] = class_dgms
     problems = {**prepared.problems, **_warnings_as_problems(caught)}
     metrics = {k: found[k] for k in options.metric_keys()}
     if prepared.volumes is not None:
@@ -259,6 +262,7 @@ def finish_layer(prepared: PreparedLayer, options: MeasureOptions) -> LayerResul
         betti_curve=F.betti_curve(dgms, options.grid),
         class_metrics=class_metrics,
         class_curves=class_curves,
+        class_diagrams=class_diagrams,
         problems=problems,
         seconds=prepared.seconds + time.perf_counter() - start,
         ph_bound=prepared.cloud.ph_bound,

@@ -177,6 +177,7 @@ def assemble(
             report.class_metrics[alias] = res.class_metrics
         if res.class_curves:
             report.class_betti_curves[alias] = res.class_curves
+            report.class_diagrams[alias] = res.class_diagrams
         if res.ph_bound is not None:
             report.ph_bounds[alias] = res.ph_bound
     if score is not None:

@@ -19,6 +19,7 @@ from lightning_topo._warnings import TopologyWarning, WarningLedger
 from lightning_topo.capture import ActivationCapture, LayerSpec, default_layers, resolve_layers
 from lightning_topo.engine import LayerSample, available_cores, check_problems
 from lightning_topo.functional.registry import DEFAULT_DESCRIPTORS
+from lightning_topo.monitor.checks import check_sample_size, check_trainer
 from lightning_topo.monitor.ddp import distributed, gather_samples, measure_shared
 from lightning_topo.monitor.publish import Publisher, logger_step
 from lightning_topo.monitor.queue import Finished, MeasurementQueue
@@ -124,6 +125,8 @@ class TopologyMonitor(Callback):
         call: for a module called several times per forward pass, keep its ``"first"`` or ``"last"`` call.
         per_class: also measure each class's rows of every layer (needs labels) and log ``class_{c}/...`` and
             ``class_mean/...`` keys (Magai & Ayzenberg's per-class lifespan sums).
+        per_class_max: each class is measured on at most its first ``per_class_max`` examples of the sample (Magai
+            & Ayzenberg use 250); ``report.class_counts`` counts the examples of the sample.
         cubical_samples: also measure Suresh et al.'s cubical complexity of the feature maps of the first ``k``
             examples at every layer with ``(B, C, H, W)`` (or ``(B, H, W)``) outputs: each image's map, divided by one
             robust scale of the layer (its 0.99 quantile of absolute values), as a sublevel-set filtration;
@@ -208,6 +211,7 @@ class TopologyMonitor(Callback):
         output_transform: Callable[[Any], torch.Tensor] | None = None,
         call: Call = "first",
         per_class: bool = False,
+        per_class_max: int = 250,
         cubical_samples: int = 0,
         cubical_threshold: float = 0.5,
         dataloader_idx: int = 0,
@@ -296,7 +300,7 @@ class TopologyMonitor(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self._capture is not None:
             self._capture.stop()
-        _check_trainer(self, trainer)
+        check_trainer(self, trainer)
         self._run += 1
         self._validations = 0
         self._warn.reset()
@@ -416,29 +420,9 @@ class TopologyMonitor(Callback):
             requests = self._requests(trainer)(list(samples))
             self._queue.submit(samples, trainer.current_epoch, logger_step(trainer), requests)
 
-    def _check_size(self, trainer: pl.Trainer, n: int) -> None:
-        if 0 < n < self.n_samples:
-            limit = trainer.limit_val_batches
-            cause = (
-                f"`Trainer(limit_val_batches={limit})` stops validation early"
-                if limit != 1.0
-                else "the validation set (or a class, with sample='stratified') holds fewer examples"
-            )
-            loader = f" (validation dataloader {self.settings.dataloader_idx})" if _n_loaders(trainer) > 1 else ""
-            self._warn(
-                ("short",),
-                f"TopologyMonitor measured {n} examples{loader}, fewer than `n_samples={self.n_samples}`: {cause}.",
-            )
-        elif n == 0 and self.settings.dataloader_idx >= _n_loaders(trainer):
-            self._warn(
-                ("dataloader",),
-                f"TopologyMonitor(dataloader_idx={self.settings.dataloader_idx}) measured nothing: there are "
-                f"{_n_loaders(trainer)} validation dataloaders.",
-            )
-
     def _publish(self, trainer: pl.Trainer, finished: Finished, pl_module: pl.LightningModule | None) -> None:
         report = finished.report
-        self._check_size(trainer, report.n_samples)
+        check_sample_size(trainer, report.n_samples, self.n_samples, self.settings.dataloader_idx, self._warn)
         when = f"at epoch {report.epoch} (step {report.step})"
         check_problems(report, self.options.on_error, self._warn, source="TopologyMonitor", when=when)
         stage = trainer.state.fn.value if trainer.state.fn is not None else "fit"
@@ -522,54 +506,3 @@ class TopologyMonitor(Callback):
         self._publisher.load_state_dict(state_dict)
         self._run = state_dict.get("run", self._run)  # a resumed run continues the checkpoint's run
         self._validations = state_dict.get("validations", self._validations)
-
-
-def _n_loaders(trainer: pl.Trainer) -> int:
-    return max(len(trainer.num_val_batches), 1)
-
-
-def _check_trainer(monitor: TopologyMonitor, trainer: pl.Trainer) -> None:
-    """Refuse or warn, once at set-up, about configurations that cannot work as the user expects."""
-    callbacks = list(trainer.callbacks)  # type: ignore[attr-defined]
-    prefix = monitor.prefix
-    twins = [cb for cb in callbacks if isinstance(cb, TopologyMonitor) and cb is not monitor and cb.prefix == prefix]
-    if twins:
-        raise ValueError(
-            f"Two TopologyMonitors log under the same prefix {prefix!r}: Lightning would average their "
-            f"`{prefix}/score` and `{prefix}/time_s`. Give each its own, e.g. TopologyMonitor(prefix='topo_head')."
-        )
-    watchers = [
-        cb for cb in callbacks if isinstance(getattr(cb, "monitor", None), str) and cb.monitor.startswith(f"{prefix}/")
-    ]
-    if monitor.settings.compute == "async" and watchers:
-        raise ValueError(
-            f"TopologyMonitor(compute='async') logs its results later, at the step they belong to, so "
-            f"{', '.join(type(cb).__name__ for cb in watchers)} monitoring a `{prefix}/...` key would never see them "
-            "in time. Use compute='sync' to stop or checkpoint on a topological score."
-        )
-    for cb in watchers:
-        if isinstance(cb, EarlyStopping) and not isinstance(cb, TopologyEarlyStopping) and cb.check_finite:
-            rank_zero_warn(
-                f"EarlyStopping(monitor={cb.monitor!r}) stops the run at once when the value is NaN (a layer that "
-                "could not be measured makes `topo/score` NaN), and counts validations, not measurements. "
-                "`TopologyMonitor.early_stopping()` treats NaN as no improvement and counts measurements.",
-                category=TopologyWarning,
-            )
-    every, per_epoch = monitor.settings.every_n_epochs, trainer.check_val_every_n_epoch
-    if per_epoch is not None and every > 1:
-        max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else per_epoch * every
-        validated = range(per_epoch - 1, max_epochs, per_epoch)
-        if not any(epoch % every == 0 for epoch in validated):
-            rank_zero_warn(
-                f"TopologyMonitor(every_n_epochs={every}) measures epochs 0, {every}, {2 * every}, ... but "
-                f"Trainer(check_val_every_n_epoch={per_epoch}) validates after epochs {per_epoch - 1}, "
-                f"{2 * per_epoch - 1}, ...: nothing would ever be measured. Use every_n_epochs=1 (every validation "
-                "is measured) or every_n_validations.",
-                category=TopologyWarning,
-            )
-    ph_samples = monitor.options.measure.ph_samples
-    if isinstance(ph_samples, int) and ph_samples >= monitor.n_samples:
-        rank_zero_warn(
-            f"`ph_samples={ph_samples}` >= `n_samples={monitor.n_samples}`: no subsampling happens.",
-            category=TopologyWarning,
-        )

@@ -300,8 +300,9 @@ class Publisher:
             drawn = images.get(layer)
             if drawn is None and layer in report.diagrams and layer in requests:
                 result = LayerResult({}, report.diagrams[layer], report.betti_curves.get(layer))
+                result.class_diagrams = report.class_diagrams.get(layer, {})
                 drawn = plotting.layer_figures(result, requests[layer], report.grid)
-            for name in ("betti_curves", "diagram", "betti_evolution"):
+            for name in ("betti_curves", "diagram", "betti_evolution", "class_betti_curves"):
                 if drawn and name in drawn:
                     yield f"{self.prefix}/{layer}/{name}", drawn[name]
         depth = plotting.plot_depth_profile(report, title=f"Depth profile, epoch {report.epoch}", reuse=True)

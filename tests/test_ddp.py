@@ -68,3 +68,20 @@ def test_metrics_under_two_process_ddp_equal_the_functional_result_on_all_batche
         assert rank0["computed"][f"m/total_persistence_{q}"] == pytest.approx(life.sum(), rel=1e-4), q
     reference = skdim.id.TwoNN(discard_fraction=0.1).fit(x).dimension_
     assert rank0["computed"]["m/id_twonn"] == pytest.approx(reference, rel=1e-5)
+
+
+def test_ranks_get_the_layers_longest_first_to_the_least_loaded_rank():
+    from lightning_topo.monitor.ddp import assign_layers
+
+    layers = ["a", "b", "c", "d", "e", "f"]
+    # first measurement: nothing known, one layer each in turn
+    assert assign_layers(layers, {}, 2) == {"a": 0, "b": 1, "c": 0, "d": 1, "e": 0, "f": 1}
+    # round robin on these costs would give 4 + 3 + 2 = 9 against 3 + 2 + 2 = 7
+    costs = {"a": 4.0, "b": 3.0, "c": 3.0, "d": 2.0, "e": 2.0, "f": 2.0}
+    owners = assign_layers(layers, costs, 2)
+    loads = [sum(costs[a] for a, r in owners.items() if r == rank) for rank in (0, 1)]
+    assert loads == [8.0, 8.0]
+    # a new layer counts as the costliest known one
+    owners = assign_layers([*layers, "g"], costs, 3)
+    assert sorted(owners) == sorted([*layers, "g"])
+    assert owners["g"] != owners["a"]

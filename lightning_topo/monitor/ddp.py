@@ -21,7 +21,7 @@ from lightning_topo.monitor.publish import logger_step
 from lightning_topo.monitor.queue import Finished, MeasurementQueue
 from lightning_topo.report import TopologyReport
 
-__all__ = ["distributed", "gather_samples", "measure_shared"]
+__all__ = ["assign_layers", "distributed", "gather_samples", "measure_shared"]
 
 _Part = tuple[torch.Tensor | None, torch.Tensor | None, dict[str, str], torch.Tensor | None]
 
@@ -72,6 +72,22 @@ def _all(trainer: pl.Trainer, obj: Any) -> list[Any]:
     return gathered
 
 
+def assign_layers(layers: Sequence[str], costs: dict[str, float], world: int) -> dict[str, int]:
+    """``{layer: rank}``: longest first, each layer to the rank with the least work so far, using each layer's time at
+    its last measurement (``costs``, the same on every rank). Layers not measured yet count as the costliest known
+    layer (one each, in order: round robin on the first measurement)."""
+    known = [costs[a] for a in layers if a in costs]
+    guess = max(known, default=1.0)
+    order = sorted(layers, key=lambda a: -costs.get(a, guess))  # stable: ties keep the layers' order
+    loads = [0.0] * world
+    owners: dict[str, int] = {}
+    for alias in order:
+        rank = loads.index(min(loads))
+        owners[alias] = rank
+        loads[rank] += costs.get(alias, guess)
+    return owners
+
+
 def measure_shared(
     trainer: pl.Trainer,
     samples: dict[str, LayerSample],
@@ -95,7 +111,7 @@ def measure_shared(
     agreed = _all(trainer, local_copies)
     copies = {a: o for a, o in local_copies.items() if all(c.get(a) == o for c in agreed)}
     measured = [a for a in layers if a not in copies]
-    owners = {alias: i % world for i, alias in enumerate(measured)}
+    owners = assign_layers(measured, queue.costs, world)
     share: dict[str, LayerSample] = {}
     for dst in range(world):
         payload = {a: _part(samples[a]) for a in measured if owners[a] == dst}
@@ -112,6 +128,7 @@ def measure_shared(
     results, elapsed = queue.measure_share(share, {a: r for a, r in figures.items() if a in share} if figures else None)
     everything = _all(trainer, (results, elapsed, local_n, local_counts))
     merged: dict[str, LayerResult] = {a: r for part in everything for a, r in part[0].items()}
+    queue.costs.update({a: r.seconds for a, r in merged.items()})  # gathered: the same on every rank
     merged.update({a: merged[o] for a, o in copies.items()})
     counts: dict[int, int] = {}
     for part in everything:

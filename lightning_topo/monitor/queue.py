@@ -57,6 +57,7 @@ class MeasurementQueue:
         self._serial = False  # the pool broke once: compute here from now on
         self._pending: list[tuple[Measurement, dict[str, FigureRequest] | None]] = []
         self.cores: int | None = None  # the cores of this process (DDP ranks on one machine share the machine's)
+        self.costs: dict[str, float] = {}  # DDP: each layer's seconds at its last measurement, the same on every rank
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -115,9 +116,9 @@ class MeasurementQueue:
     ) -> tuple[dict[str, LayerResult], float]:
         """Measure ``samples`` (a DDP rank's share of the layers) now: per-layer results and the elapsed time."""
         self.open(len(samples))
-        measure = (
-            self.options.measure if self._pool is None else replace(self.options.measure, n_threads=self._pool.threads)
-        )
+        # this rank's share of the cores: in its workers, or here (giotto-ph would otherwise take every core)
+        threads = self._pool.threads if self._pool is not None else self.cores
+        measure = self.options.measure if threads is None else replace(self.options.measure, n_threads=threads)
         measurement = start_measurement(samples, measure, pool=self._pool, figures=requests)
         results = measurement.results(self.options.on_error)
         self._check_pool(measurement)

@@ -194,3 +194,39 @@ def test_the_quantile_of_a_large_matrix_is_the_exact_quantile(rng):
         for q in (0.0, 0.003, 0.5, 0.9, 0.999, 1.0):
             expected = np.quantile(upper, q, method="linear")
             assert F.distance_scale(d, "quantile", quantile=q) == pytest.approx(expected, rel=1e-15, abs=0)
+
+
+def test_a_subsample_too_sparse_to_say_much_about_h1_gets_a_note_and_keeps_its_values():
+    """In high intrinsic dimension 64 farthest points of 600 cover nothing (bound above the distance scale): the layer
+    says so; on a circle the same subsample is dense and nothing is said."""
+    gen = torch.Generator().manual_seed(7)
+    options = MeasureOptions(ph_samples=64)
+    sparse = measure_layer(LayerSample(torch.randn(600, 32, generator=gen)), options)
+    assert sparse.ph_bound is not None
+    assert sparse.ph_bound > 0.5
+    assert "subsample" in sparse.problems
+    assert "ph_sparse" in sparse.problems["subsample"]
+    assert all(math.isfinite(v) for v in sparse.metrics.values())  # a note, not a failure
+    circle = datasets.circle(600, noise=0.01, generator=gen)
+    dense = measure_layer(LayerSample(circle), options)
+    assert dense.ph_bound is not None
+    assert dense.ph_bound < 0.5
+    assert "subsample" not in dense.problems
+
+
+def test_notes_do_not_raise_with_on_error_raise_but_failures_do():
+    """A note (a sparse subsample here, duplicated rows alike) leaves every value measured: on_error="raise" is for
+    layers that could not be measured."""
+    from lightning_topo.engine import check_problems
+
+    gen = torch.Generator().manual_seed(7)
+    options = MeasureOptions(ph_samples=64)
+    noted = measure({"wide": LayerSample(torch.randn(600, 32, generator=gen))}, options)
+    assert "subsample" in noted.problems["wide"]
+    heard: list[str] = []
+    check_problems(noted, "raise", lambda key, message: heard.append(message))
+    assert len(heard) == 1
+    assert "NaN" not in heard[0]
+    failed = measure({"nan": LayerSample(torch.full((50, 4), math.nan))}, options)
+    with pytest.raises(RuntimeError, match="could not be measured"):
+        check_problems(failed, "raise", lambda key, message: None)

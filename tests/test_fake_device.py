@@ -451,7 +451,8 @@ def test_the_whole_measurement_on_the_fake_device_equals_the_cpu_and_crosses_onl
 def _assert_same(report, expected) -> None:
     assert report.layers == expected.layers
     for layer in expected.layers:
-        assert not report.problems.get(layer), report.problems
+        assert report.problems.get(layer) == expected.problems.get(layer), report.problems  # notes alike
+        assert not any(math.isnan(v) for v in report.metrics[layer].values()), layer
         assert report.metrics[layer] == pytest.approx(expected.metrics[layer], rel=1e-9, abs=1e-12), layer
         assert report.class_metrics.get(layer) == expected.class_metrics.get(layer), layer  # Betti numbers
 

@@ -28,8 +28,13 @@ from lightning_topo.options import MeasureOptions
 DUPLICATE_NOTE = 0.1
 """A layer whose sample holds more than this fraction of exactly duplicated examples gets a note."""
 
+LOOSE_PH_BOUND = 0.5
+"""A layer whose H1 subsample bounds its bottleneck error by more than this (in units of the distance scale, e.g. half
+the 0.9 quantile of the distances) gets a note: its H1 says little about every example's."""
+
 __all__ = [
     "DUPLICATE_NOTE",
+    "LOOSE_PH_BOUND",
     "LayerResult",
     "LayerSample",
     "PreparedLayer",
@@ -180,6 +185,14 @@ def prepare_layer(sample: LayerSample, options: MeasureOptions) -> PreparedLayer
             f"{n_duplicates} of its {n} examples ({100 * n_duplicates / n:.0f}%) are exact duplicates of others (dead "
             "units, collapsed class features, or repeated validation examples); the intrinsic dimension counts each "
             "distinct point once"
+        )
+    bound = cloud.ph_bound
+    if bound is not None and bound > LOOSE_PH_BOUND and options.normalize is not None:
+        problems["subsample"] = (
+            f"its H1 comes from {options.ph_points(n)} farthest points of {n}, which leave examples up to "
+            f"{bound / 2:.2f} from the nearest chosen point (in units of the layer's distance scale), so its H1 "
+            f"bars are only known within {bound:.2f} of those of every example (high intrinsic dimension?); its H1 "
+            "descriptors describe the subsample. Use more `ph_samples`, fewer `n_samples`, or `ph_sparse`"
         )
     if constant:
         problems = {

@@ -311,9 +311,9 @@ def check_problems(
         if not kinds or layer in report.copies:  # a copy shares its original's problems: said once
             continue
         why = report.problem_text(layer)
-        if on_error == "raise":
-            raise RuntimeError(f"{source}: layer {layer!r}{when} could not be measured: {why}.")
         nan = [math.isnan(v) for v in report.metrics[layer].values()]
+        if on_error == "raise" and any(nan):  # notes (duplicates, a sparse subsample) leave the values: no error
+            raise RuntimeError(f"{source}: layer {layer!r}{when} could not be measured: {why}.")
         consequence = "; its metrics are NaN" if all(nan) else "; the affected metrics are NaN" if any(nan) else ""
         for kind, message in kinds.items():
             if kind == "classes":  # the same small classes at every layer: said once, for the first layer

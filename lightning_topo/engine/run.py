@@ -316,7 +316,7 @@ def check_problems(
             raise RuntimeError(f"{source}: layer {layer!r}{when} could not be measured: {why}.")
         consequence = "; its metrics are NaN" if all(nan) else "; the affected metrics are NaN" if any(nan) else ""
         for kind, message in kinds.items():
-            if kind == "classes":  # the same small classes at every layer: said once, for the first layer
+            if kind in ("classes", "subsample"):  # the same at many layers: said once, for the first layer
                 warn((kind,), f"{source}: layer {layer!r}{when} (and possibly later layers): {message}.")
             else:
                 warn((layer, kind), f"{source}: layer {layer!r}{when}: {message}{consequence}.")

@@ -81,6 +81,8 @@ class MeasurementQueue:
         if workers and self._pool is None:
             self._pool = WorkerPool(workers, cores=self.cores)
             self._pool.warm_up()
+        elif not workers:
+            import gph  # noqa: F401  # measured here: giotto-ph's imports (scikit-learn) now, not in the first measurement
 
     def submit(
         self,

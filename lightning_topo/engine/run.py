@@ -34,6 +34,7 @@ __all__ = [
     "find_copies",
     "measure",
     "run_layer",
+    "sample_size",
     "start_measurement",
 ]
 
@@ -249,12 +250,18 @@ def start_measurement(
         futures[alias] = futures[original]
         if original in payloads:
             payloads[alias] = payloads[original]
-    n = max((s.points.shape[0] for s in samples.values() if s.points is not None), default=0)
-    labels = next((s.labels for s in samples.values() if s.labels is not None), None)
-    counts = {} if labels is None else dict(zip(*(t.tolist() for t in labels.unique(return_counts=True)), strict=True))
+    n, counts = sample_size(samples)
     measurement = Measurement(list(samples), futures, payloads, options, score, n, epoch, step, counts, started)
     measurement.copies = copies
     return measurement
+
+
+def sample_size(samples: Mapping[str, LayerSample]) -> tuple[int, dict[int, int]]:
+    """The number of examples in the samples (their longest layer) and ``{class: examples}`` from the first labels."""
+    n = max((s.points.shape[0] for s in samples.values() if s.points is not None), default=0)
+    labels = next((s.labels for s in samples.values() if s.labels is not None), None)
+    counts = {} if labels is None else dict(zip(*(t.tolist() for t in labels.unique(return_counts=True)), strict=True))
+    return n, counts
 
 
 def _note_cost(costs: dict[str, float], alias: str, future: Future[LayerResult]) -> None:

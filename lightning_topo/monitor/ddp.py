@@ -16,7 +16,7 @@ import lightning.pytorch as pl
 import torch
 
 from lightning_topo.engine import FigureRequest, LayerResult, LayerSample, find_copies
-from lightning_topo.engine.run import assemble
+from lightning_topo.engine.run import assemble, sample_size
 from lightning_topo.monitor.publish import logger_step
 from lightning_topo.monitor.queue import Finished, MeasurementQueue
 from lightning_topo.report import TopologyReport
@@ -119,11 +119,7 @@ def measure_shared(
         torch.distributed.gather_object(payload, gathered, dst=dst)
         if gathered is not None:
             share = {a: _merge([part[a] for part in gathered], device) for a in payload}
-    local_n = max((s.points.shape[0] for s in samples.values() if s.points is not None), default=0)
-    labels = next((s.labels for s in samples.values() if s.labels is not None), None)
-    local_counts = (
-        {} if labels is None else dict(zip(*(t.tolist() for t in labels.unique(return_counts=True)), strict=True))
-    )
+    local_n, local_counts = sample_size(samples)
     figures = requests(layers)
     results, elapsed = queue.measure_share(share, {a: r for a, r in figures.items() if a in share} if figures else None)
     everything = _all(trainer, (results, elapsed, local_n, local_counts))

@@ -18,7 +18,7 @@ import torch
 from lightning_topo.engine import FigureRequest, LayerResult, LayerSample, find_copies
 from lightning_topo.engine.run import assemble, sample_size
 from lightning_topo.monitor.publish import logger_step
-from lightning_topo.monitor.queue import Finished, MeasurementQueue
+from lightning_topo.monitor.queue import Finished, MeasurementQueue, to_cpu
 from lightning_topo.report import TopologyReport
 
 __all__ = ["assign_layers", "distributed", "gather_samples", "measure_shared"]
@@ -32,10 +32,8 @@ def distributed(trainer: pl.Trainer) -> bool:
 
 
 def _part(sample: LayerSample) -> _Part:
-    def cpu(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.cpu()
-
-    return cpu(sample.points), cpu(sample.labels), sample.problems, cpu(sample.volumes)
+    cpu = to_cpu(sample)
+    return cpu.points, cpu.labels, cpu.problems, cpu.volumes
 
 
 def _merge(parts: Sequence[_Part], device: torch.device | None = None) -> LayerSample:

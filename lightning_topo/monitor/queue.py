@@ -23,7 +23,7 @@ from lightning_topo.engine import (
     auto_workers,
     start_measurement,
 )
-from lightning_topo.options import MonitorOptions, Options
+from lightning_topo.options import MeasureOptions, MonitorOptions, Options
 from lightning_topo.report import TopologyReport
 
 __all__ = ["Finished", "MeasurementQueue", "to_cpu"]
@@ -99,12 +99,9 @@ class MeasurementQueue:
         self.open(len(samples))
         if self.settings.compute == "async":
             samples = {alias: to_cpu(sample) for alias, sample in samples.items()}
-        measure = self.options.measure
-        if self._pool is not None:
-            measure = replace(measure, n_threads=self._pool.threads)
         measurement = start_measurement(
             samples,
-            measure,
+            self._measure_options(),
             score=self.options.score,
             pool=self._pool,
             figures=requests,
@@ -118,13 +115,15 @@ class MeasurementQueue:
     ) -> tuple[dict[str, LayerResult], float]:
         """Measure ``samples`` (a DDP rank's share of the layers) now: per-layer results and the elapsed time."""
         self.open(len(samples))
-        # this rank's share of the cores: in its workers, or here (giotto-ph would otherwise take every core)
-        threads = self._pool.threads if self._pool is not None else self.cores
-        measure = self.options.measure if threads is None else replace(self.options.measure, n_threads=threads)
-        measurement = start_measurement(samples, measure, pool=self._pool, figures=requests)
+        measurement = start_measurement(samples, self._measure_options(), pool=self._pool, figures=requests)
         results = measurement.results(self.options.on_error)
         self._check_pool(measurement)
         return results, measurement.elapsed_s
+
+    def _measure_options(self) -> MeasureOptions:
+        # this process's share of the cores: in its workers, or here under DDP (giotto-ph would take every core)
+        threads = self._pool.threads if self._pool is not None else self.cores
+        return self.options.measure if threads is None else replace(self.options.measure, n_threads=threads)
 
     def _check_pool(self, measurement: Measurement) -> None:
         if measurement.pool_broke and self._pool is not None:

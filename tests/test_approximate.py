@@ -107,6 +107,20 @@ def test_sparse_rips_h1_is_within_the_factor_of_the_exact_h1_on_a_log_scale(shap
     assert sparse.n_essential(1) == 0
 
 
+def test_sparse_rips_takes_the_exact_tree_for_h0_unless_told_otherwise(monkeypatch):
+    persistence = __import__("lightning_topo.functional.persistence", fromlist=["h0_mst_deaths"])
+    tree, calls = persistence.h0_mst_deaths, []
+    monkeypatch.setattr(persistence, "h0_mst_deaths", lambda d: calls.append(1) or tree(d))
+    x = datasets.circle(200, noise=0.05, ambient_dim=3, generator=torch.Generator().manual_seed(2))
+    d = F.pairwise_distances(x, normalize="quantile")
+    auto = F.vietoris_rips(d, 1, distance_matrix=True, sparse=2.0)
+    assert calls == [1]
+    np.testing.assert_allclose(np.sort(auto[0][:, 1])[:-1], np.sort(tree(d).numpy()))  # and one essential bar
+    # the engine computes its own tree: with h0="ripser" the filtration's H0 is kept and no tree is built again
+    F.persistence.rips_from_distances(d, 1, sparse=2.0, h0="ripser")
+    assert calls == [1]
+
+
 def test_sparse_rips_keeps_few_edges_and_the_loop_of_a_circle():
     x = datasets.circle(400, noise=0.02, ambient_dim=3, generator=torch.Generator().manual_seed(5))
     d = F.pairwise_distances(x, normalize="quantile")

@@ -112,3 +112,27 @@ def test_no_warning_on_regular_data(gen):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         intrinsic_dimension(torch.randn(100, 3, generator=gen), "twonn")
+
+
+def test_a_layer_with_duplicates_scans_for_them_once(gen, monkeypatch):
+    import importlib
+
+    from lightning_topo.engine import layer as engine_layer
+    from lightning_topo.options import build_options
+
+    id_module = importlib.import_module("lightning_topo.functional.intrinsic_dimension")  # the name is the function's
+    scan, calls = id_module.duplicate_mask, []
+
+    def counted(d):
+        calls.append(d.shape[0])
+        return scan(d)
+
+    monkeypatch.setattr(engine_layer, "duplicate_mask", counted)
+    monkeypatch.setattr(id_module, "duplicate_mask", counted)
+    x = datasets.ball(400, dim=3, generator=gen, dtype=torch.float64)
+    x = torch.cat([x, x[:100]])  # 20% duplicates: a note, and the estimators on the 400 distinct points
+    result = engine_layer.measure_layer(engine_layer.LayerSample(x), build_options(n_samples=500).measure)
+    assert calls == [500]
+    assert "duplicates" in result.problems
+    # the engine's normalisation scales every distance alike: TwoNN's ratios, and so its estimate, are unchanged
+    assert result.metrics["id_twonn"] == pytest.approx(intrinsic_dimension(x[:400], "twonn"), rel=1e-9)

@@ -150,8 +150,9 @@ def prepare_layer(sample: LayerSample, options: MeasureOptions) -> PreparedLayer
         n = dist.shape[0]
         zeros = _count_zeros(dist)  # one pass for two questions
         constant, distinct = zeros == n * n, zeros == n  # every distance 0; only the diagonal's
+        duplicates = None if distinct or constant else duplicate_mask(dist)  # read by the note and the ID
         cloud = _prepare_cloud(
-            dist, options.maxdim, options, options.descriptors, options.ph_points(n), constant, distinct
+            dist, options.maxdim, options, options.descriptors, options.ph_points(n), constant, distinct, duplicates
         )
     problems = _warnings_as_problems(caught)
     classes: dict[int, _PreparedCloud] = {}
@@ -183,8 +184,8 @@ def prepare_layer(sample: LayerSample, options: MeasureOptions) -> PreparedLayer
                 f"class{'es' if len(cs) > 1 else ''} {', '.join(cs)}: {why}" for why, cs in notes.items()
             )
     volumes = None if sample.volumes is None else sample.volumes.detach().to("cpu", torch.float32).numpy()
-    n_duplicates = 0 if distinct else int(duplicate_mask(dist).sum())
-    if n_duplicates > DUPLICATE_NOTE * n and not constant:
+    n_duplicates = 0 if duplicates is None else int(duplicates.sum())
+    if n_duplicates > DUPLICATE_NOTE * n:
         problems["duplicates"] = (
             f"{n_duplicates} of its {n} examples ({100 * n_duplicates / n:.0f}%) are exact duplicates of others (dead "
             "units, collapsed class features, or repeated validation examples); the intrinsic dimension counts each "
@@ -214,9 +215,12 @@ def _prepare_cloud(
     ph_points: int | None = None,
     constant: bool = False,
     distinct: bool = False,
+    duplicates: torch.Tensor | None = None,
 ) -> _PreparedCloud:
     # a constant cloud has no intrinsic dimension: every estimator would only warn about zero distances
-    metrics = distance_descriptors(dist, [] if constant else descriptors, options.params, distinct=distinct)
+    metrics = distance_descriptors(
+        dist, [] if constant else descriptors, options.params, distinct=distinct, duplicates=duplicates
+    )
     metrics.update({name: math.nan for name in descriptors if name not in metrics and not DESCRIPTORS[name].per_dim})
     n = dist.shape[0]
     ph = dist

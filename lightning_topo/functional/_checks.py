@@ -35,6 +35,11 @@ def _as_float(x: torch.Tensor, name: str) -> torch.Tensor:
     return x
 
 
+def generator_device(generator: torch.Generator | None) -> torch.device:
+    """Where ``generator`` draws (random numbers are drawn there, then moved to the data)."""
+    return torch.device("cpu") if generator is None else generator.device
+
+
 def all_finite(x: torch.Tensor) -> bool:
     """Whether every entry of ``x`` is finite (one host synchronisation on an accelerator).
 

@@ -17,6 +17,7 @@ from lightning_topo.functional._checks import (
     check_fraction,
     check_points,
     check_positive_int,
+    generator_device,
 )
 from lightning_topo.functional.distances import pairwise_distances
 from lightning_topo.functional.persistence import h0_mst_deaths
@@ -160,6 +161,7 @@ def id_estimates(
     methods: Sequence[Literal["twonn", "mle", "phdim"]],
     *,
     distinct: bool = False,
+    duplicates: torch.Tensor | None = None,
     fraction: float = 0.9,
     k1: int = 10,
     k2: int = 20,
@@ -176,13 +178,14 @@ def id_estimates(
         d: valid float64 distance matrix.
         methods: estimators among ``"twonn"``, ``"mle"``, ``"phdim"``.
         distinct: the caller knows that no two points are at distance 0 (the duplicate scan is skipped).
+        duplicates: the caller's :func:`duplicate_mask` of ``d``, when it has one (the scan is not repeated).
         fraction, k1, k2, alpha, n_sizes, n_min, n_max, generator: as in :func:`intrinsic_dimension`.
 
     Returns:
         ``{method: estimate}``, NaN (with a warning) where an estimate cannot be computed.
     """
     if not distinct:
-        d = distinct_points(d)
+        d = distinct_points(d, duplicates)
     n = d.shape[0]
     k = max([2 if "twonn" in methods and n >= TWONN_MIN_POINTS else 0, k2 if "mle" in methods and k2 < n else 0])
     knn = _knn(d, k) if k else None
@@ -207,17 +210,17 @@ def id_estimates(
     return out
 
 
-def distinct_points(d: torch.Tensor) -> torch.Tensor:
+def distinct_points(d: torch.Tensor, duplicates: torch.Tensor | None = None) -> torch.Tensor:
     """The distance matrix of the distinct points: every point at distance exactly 0 from an earlier one (a
     duplicate) is left out, so each duplicated example counts once. :func:`pairwise_distances` gives identical
-    rows a distance of exactly 0.
+    rows a distance of exactly 0. ``duplicates``: :func:`duplicate_mask` of ``d`` when the caller has it.
 
     Example:
         >>> d = torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, 2.0], [2.0, 2.0, 0.0]])
         >>> distinct_points(d).tolist()
         [[0.0, 2.0], [2.0, 0.0]]
     """
-    duplicate = duplicate_mask(d)
+    duplicate = duplicate_mask(d) if duplicates is None else duplicates
     if not bool(duplicate.any()):
         return d
     keep = torch.nonzero(~duplicate).reshape(-1)
@@ -281,7 +284,8 @@ def _twonn(knn: torch.Tensor, fraction: float) -> float:
     r1, r2 = knn[:, 0], knn[:, 1]
     keep = (r1 > 0) & (r2 > r1)
     n = int(keep.sum())
-    # the kept ratios first, in order, the dropped ones last (no boolean indexing: its size would need a sync)
+    # the kept ratios first, in order, the dropped ones last (boolean indexing would add a host sync for its
+    # size to the one of `n` above)
     mu = torch.where(keep, r2 / torch.where(keep, r1, 1.0), math.inf).sort().values
     n_fit = math.floor(fraction * n)
     if n_fit >= n:  # 1 - F would be 0 for the largest ratio
@@ -305,7 +309,8 @@ def _mle(knn: torch.Tensor, k1: int, k2: int) -> float:
     if n_valid < 2:
         _warn("MLE needs at least 2 points without duplicates.")
         return math.nan
-    # every k at once, averaged over the points without a duplicate (no boolean indexing: no sync for its size)
+    # every k at once, averaged over the points without a duplicate (boolean indexing would add a host sync for
+    # its size to the one of `n_valid` above)
     log_t = torch.log(torch.where(valid[:, None], knn, 1.0))
     cum = torch.cumsum(log_t, dim=1)  # cum[:, j-1] = sum_{i<=j} log T_i
     ks = torch.arange(k1, k2 + 1, device=knn.device)
@@ -328,7 +333,7 @@ def _phdim(
         _warn(f"PH-dimension needs a range of sample sizes; got {n} points.")
         return math.nan
     sizes = np.unique(np.linspace(lo, hi, n_sizes).astype(np.int64)).tolist()
-    where = torch.device("cpu") if generator is None else generator.device
+    where = generator_device(generator)
     # every subsample drawn first, then one copy to the device (each copy from the host waits for the device)
     drawn = [torch.randperm(n, generator=generator, device=where)[:size] for size in sizes if size < n]
     subsamples = list(torch.cat(drawn).to(d.device).split([len(i) for i in drawn])) if drawn else []

@@ -61,7 +61,7 @@ def vietoris_rips(
             ``c > 1`` (:func:`sparse_rips_edges`) instead of the full one: each bar is within a factor ``c`` of an
             exact bar in scale (the log-scale diagrams are within bottleneck distance ``log c``), or short (death
             below ``c^2`` times birth). 10-40x faster at 2,048-4,096 points of low intrinsic dimension; less gain in
-            high dimension. H0 stays exact (the spanning tree). ``None``: exact.
+            high dimension. H0 stays exact (the spanning tree, unless ``h0="ripser"``). ``None``: exact.
 
     Returns:
         :class:`~lightning_topo.PersistenceDiagrams` with ``maxdim + 1`` dimensions.
@@ -118,7 +118,9 @@ def rips_from_distances(
     sparse: float | None = None,
 ) -> PersistenceDiagrams:
     """:func:`vietoris_rips` on a distance matrix that is already known to be valid (no checks)."""
-    use_mst = h0 == "mst" or (h0 == "auto" and maxdim == 0) or (sparse is not None and maxdim >= 1)
+    # a sparse filtration's H0 would be approximate: "auto" takes the exact tree instead ("ripser": the caller's
+    # choice, e.g. the engine, which has its own tree)
+    use_mst = h0 == "mst" or (h0 == "auto" and (maxdim == 0 or sparse is not None))
     dgms: list[np.ndarray] = []
     if maxdim >= 1 or not use_mst:
         d_np = d.detach().cpu().numpy()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -22,7 +22,7 @@ from lightning_topo.functional.descriptors import (
     persistence_entropy,
     total_persistence,
 )
-from lightning_topo.functional.intrinsic_dimension import id_estimates, id_from_distances
+from lightning_topo.functional.intrinsic_dimension import id_estimates
 
 __all__ = [
     "DEFAULT_DESCRIPTORS",
@@ -38,14 +38,16 @@ __all__ = [
 class Descriptor:
     """One descriptor: its name, whether it is per homology dimension, and how to compute it.
 
-    ``fn`` takes ``(diagrams, q, params)`` for per-dimension descriptors and ``(distances, params)`` for global
-    ones; ``params`` is a mapping with ``betti_scale``, ``long_fraction`` and ``seed``.
+    Per-dimension descriptors have ``fn(diagrams, q, params)``, ``params`` a mapping with ``betti_scale``,
+    ``long_fraction`` and ``seed``. The global ones are the intrinsic-dimension estimators, named by
+    ``id_method`` and computed together from the distance matrix by :func:`distance_descriptors`.
     """
 
     name: str
     per_dim: bool
-    fn: Callable[..., float]
     doc: str
+    fn: Callable[..., float] | None = None
+    id_method: Literal["twonn", "mle", "phdim"] | None = None
 
 
 def _betti(dgms: PersistenceDiagrams, q: int, params: Any) -> float:
@@ -61,26 +63,18 @@ def _n_long(dgms: PersistenceDiagrams, q: int, params: Any) -> float:
     return lifetime_statistics(dgms, q, long_fraction=params["long_fraction"])["n_long"]
 
 
-def _id(method: str) -> Callable[[torch.Tensor, Any], float]:
-    def fn(dist: torch.Tensor, params: Any) -> float:
-        generator = torch.Generator().manual_seed(params["seed"]) if method == "phdim" else None
-        return id_from_distances(dist, method, generator=generator)  # type: ignore[arg-type]
-
-    return fn
-
-
 DESCRIPTORS: dict[str, Descriptor] = {
     d.name: d
     for d in (
-        Descriptor("betti", True, _betti, "Betti number at `betti_scale` (essential bars count)"),
-        Descriptor("total_persistence", True, lambda d, q, p: total_persistence(d, q), "sum of finite lifetimes"),
-        Descriptor("entropy", True, lambda d, q, p: persistence_entropy(d, q), "normalised persistence entropy"),
-        Descriptor("max_persistence", True, _max_persistence, "longest finite lifetime"),
-        Descriptor("amplitude", True, lambda d, q, p: amplitude(d, q), "Wasserstein-2 amplitude"),
-        Descriptor("n_long", True, _n_long, "bars longer than `long_fraction` of the range"),
-        Descriptor("id_twonn", False, _id("twonn"), "TwoNN intrinsic dimension"),
-        Descriptor("id_mle", False, _id("mle"), "MLE intrinsic dimension (k = 10..20)"),
-        Descriptor("id_phdim", False, _id("phdim"), "PH-dimension (H0, alpha = 1)"),
+        Descriptor("betti", True, "Betti number at `betti_scale` (essential bars count)", _betti),
+        Descriptor("total_persistence", True, "sum of finite lifetimes", lambda d, q, p: total_persistence(d, q)),
+        Descriptor("entropy", True, "normalised persistence entropy", lambda d, q, p: persistence_entropy(d, q)),
+        Descriptor("max_persistence", True, "longest finite lifetime", _max_persistence),
+        Descriptor("amplitude", True, "Wasserstein-2 amplitude", lambda d, q, p: amplitude(d, q)),
+        Descriptor("n_long", True, "bars longer than `long_fraction` of the range", _n_long),
+        Descriptor("id_twonn", False, "TwoNN intrinsic dimension", id_method="twonn"),
+        Descriptor("id_mle", False, "MLE intrinsic dimension (k = 10..20)", id_method="mle"),
+        Descriptor("id_phdim", False, "PH-dimension (H0, alpha = 1)", id_method="phdim"),
     )
 }
 
@@ -105,29 +99,32 @@ def diagram_descriptors(dgms: PersistenceDiagrams, names: Iterable[str], params:
     out: dict[str, float] = {}
     for name in names:
         d = DESCRIPTORS[name]
-        if d.per_dim:
+        if d.fn is not None:
             for q in range(len(dgms)):
                 out[f"{name}_{q}"] = float(d.fn(dgms, q, params))
     return out
 
 
 def distance_descriptors(
-    dist: torch.Tensor, names: Iterable[str], params: Any, *, distinct: bool = False
+    dist: torch.Tensor,
+    names: Iterable[str],
+    params: Any,
+    *,
+    distinct: bool = False,
+    duplicates: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """Every global descriptor of ``names`` on a valid float64 distance matrix.
+    """Every global descriptor of ``names`` (the intrinsic-dimension estimators) on a valid float64 distance matrix.
 
-    The intrinsic-dimension estimators share their work (:func:`~lightning_topo.functional.intrinsic_dimension.
-    id_estimates`): the same numbers as one call each. ``distinct=True``: the caller knows that no two points are at
-    distance 0 (no duplicate scan).
+    The estimators share their work (:func:`~lightning_topo.functional.intrinsic_dimension.id_estimates`): the same
+    numbers as one call each. ``distinct=True``: the caller knows that no two points are at distance 0;
+    ``duplicates``: the caller's :func:`~lightning_topo.functional.intrinsic_dimension.duplicate_mask` of ``dist``
+    (either way the duplicate scan is not repeated).
     """
-    wanted = [name for name in names if not DESCRIPTORS[name].per_dim]
-    methods = [name.removeprefix("id_") for name in wanted if name in _ID_METHODS]
-    out: dict[str, float] = {}
-    if methods:
-        generator = torch.Generator().manual_seed(params["seed"]) if "phdim" in methods else None
-        estimates = id_estimates(dist, methods, distinct=distinct, generator=generator)  # type: ignore[arg-type]
-        out = {f"id_{method}": value for method, value in estimates.items()}
-    return {name: float(out[name]) if name in out else float(DESCRIPTORS[name].fn(dist, params)) for name in wanted}
-
-
-_ID_METHODS = ("id_twonn", "id_mle", "id_phdim")
+    methods = {name: method for name in names if (method := DESCRIPTORS[name].id_method) is not None}
+    if not methods:
+        return {}
+    generator = torch.Generator().manual_seed(params["seed"]) if "phdim" in methods.values() else None
+    estimates = id_estimates(
+        dist, list(methods.values()), distinct=distinct, duplicates=duplicates, generator=generator
+    )
+    return {name: float(estimates[method]) for name, method in methods.items()}

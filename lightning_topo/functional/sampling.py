@@ -13,6 +13,7 @@ from lightning_topo.functional._checks import (
     check_distance_matrix,
     check_points,
     check_positive_int,
+    generator_device,
 )
 
 __all__ = ["farthest_point_cover", "farthest_point_indices", "subsample"]
@@ -77,7 +78,7 @@ def subsample(
     if n >= n_total:
         return torch.arange(n_total, device=device)
     if method == "random":
-        perm = torch.randperm(n_total, generator=generator, device=_device_of(generator))
+        perm = torch.randperm(n_total, generator=generator, device=generator_device(generator))
         return perm[:n].sort().values.to(device)
     return farthest_point_indices(x, n, generator=generator, distance_matrix=distance_matrix).sort().values
 
@@ -145,7 +146,7 @@ def farthest_point_cover(
     if generator is None:
         start = torch.zeros(1, dtype=torch.long, device=x.device)
     else:
-        start = torch.randint(n_total, (1,), generator=generator, device=_device_of(generator)).to(x.device)
+        start = torch.randint(n_total, (1,), generator=generator, device=generator_device(generator)).to(x.device)
     chosen = torch.empty(n, dtype=torch.long, device=x.device)
     chosen[:1] = start
     x64 = None if distance_matrix else x.to(torch.float64)
@@ -164,11 +165,6 @@ def farthest_point_cover(
     return chosen, radius if x64 is None else radius.sqrt()
 
 
-def _device_of(generator: torch.Generator | None) -> torch.device:
-    """Where ``generator`` draws (random numbers are drawn there, then moved to the data)."""
-    return torch.device("cpu") if generator is None else generator.device
-
-
 def _stratified(n_total: int, n: int, labels: Any, generator: torch.Generator | None, balanced: bool) -> torch.Tensor:
     if labels is None:
         raise ValueError("Expected `labels` for method='stratified' but got None.")
@@ -185,7 +181,7 @@ def _stratified(n_total: int, n: int, labels: Any, generator: torch.Generator | 
         if k == 0:
             continue
         members = torch.nonzero(lab == c).reshape(-1)
-        perm = torch.randperm(len(members), generator=generator, device=_device_of(generator))[:k]
+        perm = torch.randperm(len(members), generator=generator, device=generator_device(generator))[:k]
         chosen.append(members[perm.cpu()])
     return torch.cat(chosen).sort().values
 

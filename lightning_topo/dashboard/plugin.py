@@ -11,7 +11,8 @@ Routes (under ``/data/plugin/lightning_topo``):
 - ``/index.js``, ``/style.css``: the page.
 - ``/runs``: ``{"runs": [{"run": name, "tags": [prefix, ...]}, ...]}``, the runs holding measurements.
 - ``/index?run=R&tag=T``: the measurements of one stream, without diagrams: ``layers``, ``descriptors``,
-  ``measurements`` (``step``, ``epoch``, ``wall_time``, ``n_samples``, ``score``, ``elapsed_s``, ``problems``) and
+  ``measurements`` (``step``, ``epoch``, ``wall_time``, ``n_samples``, ``score``, ``score_problem``, ``elapsed_s``,
+  ``problems``) and
   ``values`` (``{descriptor: [[value per layer] per measurement]}``, ``null`` where not finite).
 - ``/layer?run=R&tag=T&step=S&layer=L``: one layer of one measurement: ``grid``, ``betti_curves``, ``diagrams``
   (death ``null`` for an essential bar), ``metrics``, ``problem``, and ``source`` (the layer whose data it shares).
@@ -241,6 +242,7 @@ def _build_stream(run: str, tag: str, version: tuple[Any, Any], data: list[Any])
             "wall_time": wall_time,
             "n_samples": record.get("n_samples"),
             "score": record.get("score"),
+            "score_problem": record.get("score_problem"),
             "elapsed_s": record.get("elapsed_s"),
             "problems": {layer: "; ".join(kinds.values()) for layer, kinds in record.get("problems", {}).items()},
         }

@@ -259,6 +259,7 @@ def test_a_malformed_measurement_counts_as_unreadable_instead_of_failing_the_ind
     assert [m["step"] for m in index["measurements"]] == [1]
     assert index["measurements"][0]["score_problem"] == "why"
     assert report_payload(good)["score_problem"] == "why"
+    assert index["measurements"][0]["layers"] == ["a"]  # the page asks only for a layer the measurement holds
 
 
 # the routes on a real TensorBoard ---------------------------------------------------------------------------------

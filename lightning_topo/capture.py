@@ -149,8 +149,8 @@ def resolve_layers(model: nn.Module, layers: LayerSpec) -> dict[str, str]:
             may include ``torch.compile``'s ``_orig_mod`` or not.
 
     Raises:
-        ValueError: for an unknown name (listing the close matches), a pattern or type matching nothing, or
-            two layers sharing an alias.
+        ValueError: for an unknown name (listing the close matches), a pattern or type matching nothing, two
+            layers sharing an alias, or an alias holding ``/``.
     """
     known = get_layer_names(model)
     modules = _modules(model)
@@ -193,6 +193,13 @@ def resolve_layers(model: nn.Module, layers: LayerSpec) -> dict[str, str]:
     duplicated = sorted({a for a in aliases if aliases.count(a) > 1})
     if duplicated:
         raise ValueError(f"Expected every monitored layer to have its own alias but {duplicated} are repeated.")
+    slashed = {name: alias for name, alias in chosen.items() if "/" in alias}
+    if slashed:
+        raise ValueError(
+            f"Expected layer aliases without '/' (it separates the parts of the logged keys `topo/{{layer}}/...`) "
+            f"but got {sorted(slashed.values())}. Give those layers other aliases, e.g. "
+            f"`layers={ {name: alias.replace('/', '_') for name, alias in slashed.items()} }`."
+        )
     if not chosen:
         raise ValueError("Expected at least one layer to monitor but `layers` selects none.")
     return chosen

@@ -37,6 +37,7 @@ __all__ = [
     "DPI",
     "HEADROOM",
     "N_POINTS",
+    "betti_figures",
     "figure_to_png",
     "figure_to_rgb",
     "fine_betti_curves",
@@ -152,14 +153,20 @@ def _plot(cls: type[P], key: tuple[Any, ...], reuse: bool, build: Callable[[bool
     return plot
 
 
+def _plain(texts: Sequence[Any]) -> None:
+    """Show ``texts`` as written: a ``$`` in a layer, run or metric name is not mathtext (which would fail on it)."""
+    for text in texts:
+        text.set_parse_math(False)
+
+
 def _labels(ax: Axes, x: str, y: str, title: str = "", *, x_pad: float = -0.11, y_pad: float = -0.12) -> None:
     """Axis labels at fixed positions and a title at a fixed height: matplotlib then skips measuring every tick
-    label to place them, about a third of the drawing time."""
-    ax.set_xlabel(x, fontsize=_LABEL)
-    ax.set_ylabel(y, fontsize=_LABEL)
+    label to place them, about a third of the drawing time. Text is never read as mathtext (:func:`_plain`)."""
+    ax.set_xlabel(x, fontsize=_LABEL, parse_math=False)
+    ax.set_ylabel(y, fontsize=_LABEL, parse_math=False)
     ax.xaxis.set_label_coords(0.5, x_pad)
     ax.yaxis.set_label_coords(y_pad, 0.5)
-    ax.set_title(title, fontsize=_TITLE, y=1.0, pad=6)
+    ax.set_title(title, fontsize=_TITLE, y=1.0, pad=6, parse_math=False)
     ax.tick_params(labelsize=_TICK)
 
 
@@ -240,20 +247,20 @@ class _BettiCurves(_Plot):
         self.mark.set_visible(visible)
         if mark is not None:
             self.mark.set_xdata([mark, mark])
-        if self.legend is None or (mark is not None) != self.legend.marked:
+        if self.legend is None or visible != self.legend.marked:  # the dashed line is listed only when drawn
             if self.legend is not None:
                 self.legend.remove()
-            handles = [*self.lines, self.mark] if mark is not None else self.lines
+            handles = [*self.lines, self.mark] if visible else self.lines
             self.legend = self.ax.legend(
                 handles=handles, fontsize=_TICK, loc="upper right", bbox_to_anchor=(1.0, 0.92), frameon=False
             )
-            self.legend.marked = mark is not None
+            self.legend.marked = visible
         self.note.set_text(note)
         top = 10.0 ** math.ceil(math.log10(max(float(np.max(curves)) if curves.size else 1.0, 1.0) * 1.5))
         self.ax.set_xlim(0.0, x_max)
         self.ax.set_ylim(0.0, top)
-        self.ax.set_title(title, fontsize=_TITLE, y=1.0, pad=6)
-        self.signature = (x_max, top, mark is not None)
+        self.ax.set_title(title, fontsize=_TITLE, y=1.0, pad=6, parse_math=False)
+        self.signature = (x_max, top, visible)
         return self.figure
 
 
@@ -319,7 +326,7 @@ class _Diagram(_Plot):
         self.top_line.set_ydata([top, top])
         self.ax.set_xlim(-0.02 * top, top * 1.02)
         self.ax.set_ylim(-0.02 * top, top * 1.05)
-        self.ax.set_title(title, fontsize=_TITLE, y=1.0, pad=6)
+        self.ax.set_title(title, fontsize=_TITLE, y=1.0, pad=6, parse_math=False)
         self.signature = top
         return self.figure
 
@@ -378,13 +385,30 @@ class _Evolution(_Plot):
             bar.formatter = FuncFormatter(lambda v, _: f"{v:g}")
             bar.ax.tick_params(labelsize=_TICK)
             ax.yaxis.set_major_locator(MaxNLocator(nbins=7, integer=True))
+            ax.yaxis.set_major_formatter(FuncFormatter(self._row_label))
             ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
             _labels(ax, "scale t (normalised distance)", "epoch", x_pad=-0.1, y_pad=-0.12)
             self.images.append(image)
             self.dynamic(image, ax.title)
+        self.row_labels: list[str] | None = None
 
-    def update(self, epochs: Sequence[int], curves: np.ndarray, x_max: float, title: str) -> Figure:
-        rows, first, step = _epoch_rows(epochs)
+    def _row_label(self, value: float, _: Any) -> str:
+        """A y tick: the epoch, or with one row per measurement that row's step (or epoch)."""
+        if self.row_labels is None:
+            return f"{value:g}"
+        row = round(value)
+        return self.row_labels[row] if abs(value - row) < 1e-9 and 0 <= row < len(self.row_labels) else ""
+
+    def update(
+        self, epochs: Sequence[int], curves: np.ndarray, x_max: float, title: str, steps: Sequence[int] | None
+    ) -> Figure:
+        if len(set(epochs)) == len(epochs):
+            rows, first, step = _epoch_rows(epochs)
+            self.row_labels, ylabel, over = None, "epoch", "epochs"
+        else:  # several measurements in an epoch (val_check_interval): one row each, in order
+            rows, first, step = np.arange(len(epochs)), 0, 1
+            self.row_labels = [str(s) for s in (steps if steps is not None else epochs)]
+            ylabel, over = ("step", "steps") if steps is not None else ("epoch (a row per measurement)", "epochs")
         n_rows = int(rows.max()) + 1
         extent = (0.0, x_max, first - step / 2, first + step * (n_rows - 0.5))
         # the epoch axis reaches a round number of rows (1, 2, 5, 10, 20, ...): the heat map grows up an axis that
@@ -399,8 +423,9 @@ class _Evolution(_Plot):
             ax.set_ylim(*ylim)
             tops.append(_nice_ceil(float(np.nanmax(data))))  # rounded, so the colour bar rarely changes
             image.set_clim(0.0, tops[-1])
-            ax.set_title(f"{title}: β{q} over epochs".strip(": "), fontsize=_TITLE, y=1.0, pad=6)
-        self.signature = (x_max, *ylim, *tops)
+            ax.set_ylabel(ylabel, fontsize=_LABEL)
+            ax.set_title(f"{title}: β{q} over {over}".strip(": "), fontsize=_TITLE, y=1.0, pad=6, parse_math=False)
+        self.signature = (x_max, *ylim, *tops, ylabel, None if self.row_labels is None else tuple(self.row_labels))
         return self.figure
 
 
@@ -427,30 +452,36 @@ def plot_betti_evolution(
     grid: np.ndarray,
     title: str = "",
     *,
+    steps: Sequence[int] | None = None,
     reuse: bool = False,
 ) -> Figure:
     """Heat maps of ``beta_q(t)`` against training epoch, one panel per homology dimension (symlog colours).
 
     Rows sit on a regular epoch axis (one row per epoch step; epochs between measurements stay blank), so the
-    epoch ticks are regular.
+    epoch ticks are regular. When an epoch holds several measurements (``val_check_interval``), each measurement
+    gets its own row, in the given order, labelled by its step (by its epoch without ``steps``).
 
     Args:
-        epochs: the epoch of each curve.
-        curves: per epoch, ``(maxdim + 1, len(grid))`` Betti numbers on ``grid``.
+        epochs: the epoch of each curve, in measurement order.
+        curves: per measurement, ``(maxdim + 1, len(grid))`` Betti numbers on ``grid``.
         grid: the scales, from 0.
         title: the layer (each panel's title adds the dimension).
+        steps: the step of each curve (labels the rows when epochs repeat).
         reuse: redraw this process's cached figure instead of building one.
 
     Example:
         >>> fig = plot_betti_evolution([0, 2, 4], [np.ones((2, 3))] * 3, np.array([0.0, 0.1, 0.2]), "layer")
         >>> fig.axes[0].get_ylabel(), fig.axes[0].get_title()
         ('epoch', 'layer: β0 over epochs')
+        >>> fig = plot_betti_evolution([0, 0, 1], [np.ones((2, 3))] * 3, np.array([0.0, 0.1, 0.2]), steps=[5, 10, 15])
+        >>> fig.axes[0].get_ylabel(), fig.axes[0].images[0].get_array().shape
+        ('step', (3, 3))
     """
     stack = np.stack([np.atleast_2d(c) for c in curves]).astype(np.float64)  # (epochs, dims, grid)
     n_dims = stack.shape[1]
     x_max = float(np.asarray(grid)[-1])
     plot = _plot(_Evolution, (n_dims,), reuse, lambda blit: _Evolution(n_dims, blit))
-    return plot.update(epochs, stack, x_max, title)
+    return plot.update(list(epochs), stack, x_max, title, None if steps is None else list(steps))
 
 
 # panels: the depth profile, quantities over epochs ---------------------------------------------------------
@@ -492,7 +523,9 @@ class _Panels(_Plot):
             if ticks is not None:
                 self.lines.append([ax.plot([], [], color="0.7", lw=1.0, zorder=1)[0]])
                 self.dots.append(ax.scatter(range(len(ticks)), np.zeros(len(ticks)), s=26, color=colors, zorder=2))
-                ax.set_xticks(range(len(ticks)), ticks, rotation=45, ha="right", rotation_mode="anchor")
+                ax.set_xticks(
+                    range(len(ticks)), ticks, rotation=45, ha="right", rotation_mode="anchor", parse_math=False
+                )
                 ax.set_xlim(-0.5, len(ticks) - 0.5)
                 _labels(ax, "layer", name, x_pad=-0.68 / 2.3, y_pad=-0.2)
                 self.dynamic(self.lines[-1][0], self.dots[-1])
@@ -503,7 +536,9 @@ class _Panels(_Plot):
                 self.dynamic(ax.xaxis, ax.yaxis, *self.lines[-1])
             ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
             ax.grid(True, color="0.93", lw=0.8)
-        self.title = fig.suptitle(" ", fontsize=_TITLE, x=0.75 / fig.get_figwidth(), ha="left", y=1 - 0.12 / height)
+        self.title = fig.suptitle(
+            " ", fontsize=_TITLE, x=0.75 / fig.get_figwidth(), ha="left", y=1 - 0.12 / height, parse_math=False
+        )
         self.legend: Any = None
         self.legend_labels: list[str] = []
         self.dynamic(self.title)
@@ -525,7 +560,7 @@ class _Panels(_Plot):
     ) -> Figure:
         labels: list[str] = []
         for ax, name, by_series, lines in zip(self.axes, names, series, self.lines, strict=True):
-            ax.set_ylabel(name, fontsize=_LABEL)
+            ax.set_ylabel(name, fontsize=_LABEL, parse_math=False)
             items = [
                 (k, np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)) for k, (x, y) in by_series.items()
             ]
@@ -551,6 +586,7 @@ class _Panels(_Plot):
                 title="layer",
                 title_fontsize=_TICK,
             )
+            _plain(self.legend.get_texts())
             self.legend_labels = labels
         self.title.set_text(title)
         self.signature = tuple(labels)
@@ -658,9 +694,10 @@ def figure_to_png(fig: Any) -> bytes:
 
 
 def layer_figures(result: LayerResult, request: FigureRequest, grid: np.ndarray) -> dict[str, np.ndarray]:
-    """RGB images (``H x W x 3`` uint8) of one layer: ``betti_curves``, ``diagram`` and, with a history of earlier
-    measurements, ``betti_evolution``. The engine's workers call it through a ``FigureRequest``; every figure is
-    the process's reused one.
+    """RGB images (``H x W x 3`` uint8) of one layer, those of :func:`betti_figures`: ``betti_curves``,
+    ``diagram``, with a history of earlier measurements ``betti_evolution``, and with per-class diagrams
+    ``class_betti_curves``. The engine's workers call it through a ``FigureRequest``; every figure is the process's
+    reused one.
 
     The scale range is ``request.x_max`` (the layer's, fixed at its first measurement) or, at the first
     measurement, :func:`fit_range` of this result; ``request.history`` holds earlier :func:`fine_betti_curves` on
@@ -670,25 +707,69 @@ def layer_figures(result: LayerResult, request: FigureRequest, grid: np.ndarray)
     if diagrams is None:
         return {}
     x_max = request.x_max if request.x_max is not None else fit_range(diagrams, grid)
+    figures = betti_figures(
+        diagrams,
+        x_max,
+        request.title,
+        request.epoch,
+        history=request.history,
+        mark=request.mark,
+        class_diagrams=result.class_diagrams,
+    )
+    return {name: figure_to_rgb(fig) for name, fig in figures.items()}
+
+
+def betti_figures(
+    diagrams: PersistenceDiagrams,
+    x_max: float,
+    title: str,
+    epoch: int,
+    *,
+    history: Sequence[tuple[int, np.ndarray]] = (),
+    mark: float | None = None,
+    class_diagrams: Mapping[int, PersistenceDiagrams] | None = None,
+    steps: Sequence[int] | None = None,
+) -> dict[str, Figure]:
+    """One layer's figures on its scale range ``[0, x_max]``, each this process's reused figure of its kind.
+
+    ``betti_curves`` (a note counts the bars ending beyond ``x_max``), ``diagram``, with a ``history``
+    ``betti_evolution`` and with ``class_diagrams`` ``class_betti_curves``. The callback (:func:`layer_figures`) and
+    ``lightning-topo report`` both draw a layer this way.
+
+    Args:
+        diagrams: the layer's diagrams at this measurement.
+        x_max: the layer's range (fixed at its first measurement, :func:`fit_range`).
+        title: the layer's name.
+        epoch: this measurement's epoch.
+        history: ``(epoch, fine_betti_curves(..., x_max))`` of earlier measurements, oldest first.
+        mark: a scale to mark on the Betti curves (the logged ``betti_scale``).
+        class_diagrams: ``{class: diagrams}`` of the layer's examples of each class.
+        steps: the step of every measurement, ``history``'s then this one's (labels the heat map's rows when an
+            epoch holds several measurements).
+
+    Example:
+        >>> dgms = PersistenceDiagrams([[[0.0, 0.1], [0.0, 0.9], [0.0, np.inf]]])
+        >>> figures = betti_figures(dgms, 0.5, "fc", 3)
+        >>> sorted(figures), figures["betti_curves"].axes[0].texts[0].get_text()
+        (['betti_curves', 'diagram'], '1 bars end beyond 0.5 →')
+    """
     curves = fine_betti_curves(diagrams, x_max)
     xs = np.linspace(0.0, x_max, N_POINTS)
     beyond = sum(int((dgm[np.isfinite(dgm[:, 1]), 1] > x_max).sum()) for dgm in diagrams)
     note = f"{beyond} bars end beyond {x_max:.3g} →" if beyond else ""
-    title = f"{request.title}: Betti curves, epoch {request.epoch}"
-    curves_figure = plot_betti_curves(curves, xs, title, mark=request.mark, note=note, reuse=True)
-    images = {"betti_curves": figure_to_rgb(curves_figure)}
-    title = f"{request.title}: persistence diagram, epoch {request.epoch}"
-    images["diagram"] = figure_to_rgb(plot_diagram(diagrams, title, top=x_max, reuse=True))
-    if request.history:
-        epochs = [e for e, _ in request.history] + [request.epoch]
-        stack = [c for _, c in request.history] + [curves]
-        evolution = plot_betti_evolution(epochs, stack, xs, request.title, reuse=True)
-        images["betti_evolution"] = figure_to_rgb(evolution)
-    if result.class_diagrams:
-        per_class = {c: fine_betti_curves(d, x_max) for c, d in sorted(result.class_diagrams.items())}
-        title = f"{request.title}: Betti curves per class, epoch {request.epoch}"
-        images["class_betti_curves"] = figure_to_rgb(plot_class_betti_curves(per_class, xs, title, reuse=True))
-    return images
+    heading = f"{title}: Betti curves, epoch {epoch}"
+    figures = {"betti_curves": plot_betti_curves(curves, xs, heading, mark=mark, note=note, reuse=True)}
+    heading = f"{title}: persistence diagram, epoch {epoch}"
+    figures["diagram"] = plot_diagram(diagrams, heading, top=x_max, reuse=True)
+    if history:
+        epochs = [e for e, _ in history] + [epoch]
+        stack = [c for _, c in history] + [curves]
+        figures["betti_evolution"] = plot_betti_evolution(epochs, stack, xs, title, steps=steps, reuse=True)
+    if class_diagrams:
+        per_class = {c: fine_betti_curves(d, x_max) for c, d in sorted(class_diagrams.items())}
+        heading = f"{title}: Betti curves per class, epoch {epoch}"
+        figures["class_betti_curves"] = plot_class_betti_curves(per_class, xs, heading, reuse=True)
+    return figures
 
 
 class _ClassCurves(_Plot):
@@ -707,13 +788,14 @@ class _ClassCurves(_Plot):
             ax.grid(True, color="0.92", lw=0.8)
             _labels(ax, "scale t (normalised distance)", f"β{q}(t)", f"H{q}", x_pad=-0.1, y_pad=-0.12)
         axes[-1].legend(fontsize=_TICK, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-        self.suptitle = self.figure.suptitle("", fontsize=_TITLE)
+        self.suptitle = self.figure.suptitle("", fontsize=_TITLE, parse_math=False)
         self.dynamic(*self.lines.values(), self.suptitle)
 
     def update(self, curves: Mapping[int, np.ndarray], xs: np.ndarray, title: str) -> Figure:
         tops = []
         for q, ax in enumerate(self.axes):
-            top = max([float(np.max(c[q])) for c in curves.values()] + [1.0]) * 1.05
+            top = _nice_ceil(max([float(np.max(c[q])) for c in curves.values()] + [1.0]) * 1.05)  # rounded: the
+            # kept background (axes, ticks) serves every measurement with the same rounded top
             for c, curve in curves.items():
                 self.lines[(q, c)].set_data(xs, curve[q])
             ax.set_xlim(0.0, float(xs[-1]))
@@ -790,7 +872,9 @@ def plot_adversarial(results: Sequence[Any], descriptor: str = "total_persistenc
             color=colors[i],
             label=f"eps = {result.epsilon:g} (accuracy {result.accuracy:.2f})",
         )
-    ax.set_xticks(np.arange(len(first.layers)), first.layers, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_xticks(
+        np.arange(len(first.layers)), first.layers, rotation=45, ha="right", rotation_mode="anchor", parse_math=False
+    )
     _labels(ax, "layer (depth order)", descriptor, title or f"{descriptor} under FGSM", x_pad=-0.25, y_pad=-0.11)
     ax.grid(True, color="0.93", lw=0.8)
     ax.legend(fontsize=_TICK, loc="best")

@@ -50,7 +50,8 @@ class TopologyReport:
         per_class: whether per-class descriptors were asked for (``per_class=True``): then :meth:`scalars` holds
             ``{layer}/class_{c}/{descriptor}`` and ``{layer}/class_mean/{descriptor}``.
         class_betti_curves: ``{layer: {class: curves}}`` with ``per_class=True``.
-        class_diagrams: ``{layer: {class: PersistenceDiagrams}}`` with ``per_class=True`` (not saved to files).
+        class_diagrams: ``{layer: {class: PersistenceDiagrams}}`` with ``per_class=True`` (the one field not saved
+            to files).
         copies: ``{layer: earlier layer}`` for layers whose sample equalled an earlier layer's exactly: measured
             once, logged under both names, drawn once.
         ph_bounds: ``{layer: bound}`` for the layers whose H1 came from a farthest-point subsample (``ph_samples``):
@@ -133,6 +134,8 @@ class TopologyReport:
                     arrays[f"L{i}/H{q}"] = np.asarray(dgm)
             if layer in self.betti_curves:
                 arrays[f"L{i}/betti_curves"] = np.asarray(self.betti_curves[layer])
+            for c, curves in self.class_betti_curves.get(layer, {}).items():
+                arrays[f"L{i}/C{c}/betti_curves"] = np.asarray(curves)
         np.savez_compressed(out / f"{self.name}.npz", **arrays)  # type: ignore[arg-type]
         payload = {
             "format": _FORMAT_VERSION,
@@ -141,19 +144,20 @@ class TopologyReport:
             "prefix": prefix,
             "layers": self.layers,
             "n_samples": self.n_samples,
-            "scalars": {k: (None if math.isnan(v) else v) for k, v in self.scalars(prefix).items()},
+            "scalars": _jsonable(self.scalars(prefix)),
+            "score_problem": self.score_problem,
             "problems": self.problems,
             "class_counts": {str(c): n for c, n in self.class_counts.items()},
             "copies": self.copies,
             "per_class": self.per_class,
-            "ph_bounds": self.ph_bounds,
+            "ph_bounds": _jsonable(self.ph_bounds),
             "class_metrics": {
                 layer: {str(c): _jsonable(m) for c, m in per_class.items()}
                 for layer, per_class in self.class_metrics.items()
             },
         }
         path = out / f"{self.name}.json"
-        path.write_text(json.dumps(payload, indent=1, sort_keys=True))
+        path.write_text(json.dumps(payload, indent=1, sort_keys=True, allow_nan=False))
         return path
 
     @classmethod
@@ -176,6 +180,7 @@ class TopologyReport:
             epoch=record.get("epoch"),
             step=record.get("step"),
             score=_float(scalars[f"{prefix}/score"]) if f"{prefix}/score" in scalars else None,
+            score_problem=record.get("score_problem"),
             elapsed_s=_float(scalars.get(f"{prefix}/time_s", 0.0)),
             class_metrics={
                 layer: {int(c): {k: _float(v) for k, v in m.items()} for c, m in per_class.items()}
@@ -184,7 +189,7 @@ class TopologyReport:
             class_counts={int(c): int(n) for c, n in record.get("class_counts", {}).items()},
             copies=dict(record.get("copies", {})),
             per_class=bool(record.get("per_class", False)),
-            ph_bounds={k: float(v) for k, v in record.get("ph_bounds", {}).items()},
+            ph_bounds={k: _float(v) for k, v in record.get("ph_bounds", {}).items()},
         )
         arrays_path = path.with_suffix(".npz")
         if arrays_path.exists():
@@ -196,6 +201,11 @@ class TopologyReport:
                         report.diagrams[layer] = PersistenceDiagrams([arrays[k] for k in dims])
                     if f"L{i}/betti_curves" in arrays.files:
                         report.betti_curves[layer] = arrays[f"L{i}/betti_curves"]
+                    head = f"L{i}/C"
+                    for key in arrays.files:
+                        if key.startswith(head) and key.endswith("/betti_curves"):
+                            c = int(key[len(head) : -len("/betti_curves")])
+                            report.class_betti_curves.setdefault(layer, {})[c] = arrays[key]
         return report
 
 
@@ -205,8 +215,10 @@ def _owned_by(key: str, head: str) -> bool:
 
 
 def _float(v: Any) -> float:
+    """A number written by :func:`_jsonable`: ``None`` is NaN, ``"inf"`` and ``"-inf"`` are infinite."""
     return math.nan if v is None else float(v)
 
 
-def _jsonable(metrics: dict[str, float]) -> dict[str, float | None]:
-    return {k: (None if math.isnan(v) else float(v)) for k, v in metrics.items()}
+def _jsonable(values: dict[str, float]) -> dict[str, float | str | None]:
+    """Numbers as valid JSON (which has no NaN or infinity): NaN as ``null``, infinities as ``"inf"``/``"-inf"``."""
+    return {k: (None if math.isnan(v) else str(float(v)) if math.isinf(v) else float(v)) for k, v in values.items()}

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from lightning_topo import plotting
 from lightning_topo.report import INPUT, OUTPUT, TopologyReport
 
@@ -40,8 +38,8 @@ class Run:
         path: the run's folder (the logger's ``log_dir``).
         prefix: the monitor's key prefix (``topo``).
         scalars: ``{key: {epoch: value}}`` of every epoch-level scalar found (the last value of an epoch wins).
-        reports: one :class:`TopologyReport` per measured epoch, in order: the saved ones (with diagrams and Betti
-            curves) when the run has a ``topology/`` folder, else rebuilt from the scalars.
+        reports: one :class:`TopologyReport` per measurement, in order: the saved ones (with diagrams and Betti
+            curves) when the run has a ``topology/`` folder, else one per epoch rebuilt from the scalars.
         sources: what the scalars and reports were read from (``"tensorboard"``, ``"csv"``, ``"topology"``).
     """
 
@@ -300,30 +298,30 @@ def _figures(run: Run, reports: list[TopologyReport]) -> Iterator[tuple[str, str
 
 
 def _layer_figures(reports: list[TopologyReport]) -> Iterator[tuple[str, str, Any]]:
-    """Per layer with saved diagrams: the last Betti curves and diagram, and the curves over epochs, on the layer's
-    range fixed at its first saved measurement (as in TensorBoard)."""
+    """Per layer with saved diagrams: the last Betti curves and diagram, and the curves over the measurements, on
+    the layer's range fixed at its first saved measurement (as in TensorBoard, :func:`plotting.betti_figures`). The
+    file names start with the layer's index: two names may share a slug."""
     last = reports[-1]
-    for layer in last.layers:
+    for i, layer in enumerate(last.layers):
         if layer in last.copies:
             continue
         saved = [r for r in reports if layer in r.diagrams]
         if not saved:
             continue
         x_max = plotting.fit_range(saved[0].diagrams[layer], saved[0].grid)
-        xs = np.linspace(0.0, x_max, plotting.N_POINTS)
-        curves = [plotting.fine_betti_curves(r.diagrams[layer], x_max) for r in saved]
-        epoch = int(saved[-1].epoch or 0)
-        section = f"Layer {layer}"
-        title = f"{layer}: Betti curves, epoch {epoch}"
-        fig = plotting.plot_betti_curves(curves[-1], xs, title, reuse=True)
-        yield section, f"{_slug(layer)}_betti_curves.png", fig
-        title = f"{layer}: persistence diagram, epoch {epoch}"
-        fig = plotting.plot_diagram(saved[-1].diagrams[layer], title, top=x_max, reuse=True)
-        yield section, f"{_slug(layer)}_diagram.png", fig
-        if len(saved) > 1:
-            epochs = [int(r.epoch or 0) for r in saved]
-            fig = plotting.plot_betti_evolution(epochs, curves, xs, layer, reuse=True)
-            yield section, f"{_slug(layer)}_betti_evolution.png", fig
+        history = [(int(r.epoch or 0), plotting.fine_betti_curves(r.diagrams[layer], x_max)) for r in saved[:-1]]
+        steps = [int(r.step) for r in saved if r.step is not None]
+        figures = plotting.betti_figures(
+            saved[-1].diagrams[layer],
+            x_max,
+            layer,
+            int(saved[-1].epoch or 0),
+            history=history,
+            steps=steps if len(steps) == len(saved) else None,
+        )
+        for name in ("betti_curves", "diagram", "betti_evolution"):
+            if name in figures:
+                yield f"Layer {layer}", f"layer{i:02d}_{_slug(layer)}_{name}.png", figures[name]
 
 
 def _name(run: Run) -> str:

@@ -227,6 +227,41 @@ def test_in_process_index_covers_every_measurement_of_both_runs(client, logdir):
     assert len(index["measurements"]) == N_ODD
 
 
+def test_a_malformed_measurement_counts_as_unreadable_instead_of_failing_the_index(tmp_path):
+    """One document whose layer entries are not objects is skipped and counted; the rest of the run is served."""
+    from tensorboard.backend import application
+    from tensorboard.plugins import base_plugin
+    from torch.utils.tensorboard import SummaryWriter
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response
+
+    from lightning_topo.dashboard import report_summary
+
+    good = TopologyReport(["a"], {"a": {"betti_0": 1.0}}, epoch=0, step=1, score=math.nan, score_problem="why")
+    bad = [
+        {"version": 1, "layers": ["a"], "metrics": {"a": 5}},
+        {"version": 1, "layers": ["a"], "metrics": {"a": {}}, "problems": {"a": "text"}},
+        {"version": 1, "layers": ["a"], "metrics": {"a": {}}, "problems": {"a": {"kind": 3}}},
+    ]
+    with SummaryWriter(str(tmp_path / "r")) as writer:
+        add_report(writer, good, step=1)
+        for step, document in enumerate(bad, start=2):
+            summary = report_summary(TopologyReport(["a"], {"a": {}}))
+            summary.value[0].tensor.string_val[0] = json.dumps(document).encode()
+            writer.file_writer.add_summary(summary, step)
+    provider = _CountingProvider(tmp_path)
+    plugin = TopologyPlugin(base_plugin.TBContext(data_provider=provider, logdir=str(tmp_path)))
+    client = Client(application.TensorBoardWSGI([plugin]), Response)
+    response = client.get(f"/data/plugin/{PLUGIN_NAME}/index", query_string={"run": "r", "tag": "topo"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    index = json.loads(response.get_data())
+    assert index["unreadable"] == len(bad)
+    assert [m["step"] for m in index["measurements"]] == [1]
+    assert index["measurements"][0]["score_problem"] == "why"
+    assert report_payload(good)["score_problem"] == "why"
+    assert index["measurements"][0]["layers"] == ["a"]  # the page asks only for a layer the measurement holds
+
+
 # the routes on a real TensorBoard ---------------------------------------------------------------------------------
 def test_tensorboard_lists_the_topology_tab_as_an_iframe_plugin(server):
     listing = get_json(f"{server}/data/plugins_listing")[PLUGIN_NAME]

@@ -226,6 +226,56 @@ def test_evolution_heat_map_has_a_regular_epoch_axis():
     assert not rows.mask[[0, 1, 5]].any()
 
 
+def test_several_measurements_in_an_epoch_each_get_their_own_row_labelled_by_step():
+    """With ``val_check_interval`` an epoch holds several measurements: none overwrites another."""
+    curves = [np.full((1, 3), v) for v in (1.0, 5.0, 2.0)]
+    fig = plotting.plot_betti_evolution([0, 0, 1], curves, np.array([0.0, 0.5, 1.0]), "x", steps=[5, 10, 15])
+    ax = fig.axes[0]
+    assert np.asarray(ax.get_images()[0].get_array()).tolist() == [[1.0] * 3, [5.0] * 3, [2.0] * 3]
+    assert ax.get_ylabel() == "step"
+    plotting.figure_to_rgb(fig)
+    labels = {t.get_text() for t in ax.get_yticklabels() if t.get_text()}
+    assert labels <= {"5", "10", "15"}
+    assert labels
+    without = plotting.plot_betti_evolution([0, 0, 1], curves, np.array([0.0, 0.5, 1.0]), "x", reuse=True)
+    assert np.asarray(without.axes[0].get_images()[0].get_array()).shape == (3, 3)
+
+
+def test_a_dollar_in_a_name_is_shown_as_written_not_parsed_as_mathtext():
+    name = "$\\frac$ layer"
+    report = TopologyReport([name, "b"], {name: {"id_twonn": 1.0}, "b": {"id_twonn": 2.0}}, epoch=0)
+    dgms = PersistenceDiagrams([[[0.0, 0.2], [0.0, np.inf]]])
+    figures = [
+        plotting.plot_depth_profile(report, title=name),
+        plotting.plot_history([0, 1], {name: [1.0, 2.0], "$b$": [2.0, 1.0]}, name, ylabel=name),
+        plotting.plot_metrics({name: ([0, 1], [1.0, 2.0])}, name),
+        *plotting.betti_figures(dgms, 0.5, name, 1, history=[(0, plotting.fine_betti_curves(dgms, 0.5))]).values(),
+        plotting.plot_class_betti_curves({0: np.ones((1, 3))}, [0.0, 0.5, 1.0], name),
+    ]
+    for fig in figures:
+        assert plotting.figure_to_rgb(fig).ndim == 3
+    texts = [t.get_text() for t in figures[0].axes[0].get_xticklabels()]
+    assert texts == [name, "b"]
+
+
+def test_the_betti_scale_is_in_the_legend_only_when_its_line_is_drawn():
+    xs = np.array([0.0, 0.5, 1.0])
+    for mark, listed in ((2.0, False), (0.5, True), (None, False)):
+        fig = plotting.plot_betti_curves(np.array([[3, 2, 1]]), xs, mark=mark, reuse=True)
+        legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert ("betti_scale (the logged β)" in legend) is listed, (mark, legend)
+        assert fig.axes[0].get_lines()[-1].get_visible() is listed
+
+
+def test_per_class_curves_have_round_y_limits_shared_by_close_measurements():
+    xs = np.linspace(0.0, 1.0, 4)
+    tops = []
+    for peak in (41, 44):
+        fig = plotting.plot_class_betti_curves({0: np.array([[peak, 1, 0, 0]]), 1: np.ones((1, 4))}, xs, reuse=True)
+        tops.append(fig.axes[0].get_ylim()[1])
+    assert tops == [50.0, 50.0]
+
+
 def test_layers_are_told_apart_by_colour():
     layers = [f"layer{i}" for i in range(12)]
     report = TopologyReport(layers, {layer: {"id_twonn": float(i)} for i, layer in enumerate(layers)})

@@ -4,11 +4,12 @@ clear errors, help and version."""
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 import lightning_topo
-from lightning_topo import TopologyMonitor
+from lightning_topo import PersistenceDiagrams, TopologyMonitor, TopologyReport, plotting
 from lightning_topo.cli import main, parser
 from lightning_topo.static_report import find_runs, load_run, render_report
 from tests._models import TinyNet, trainer
@@ -61,11 +62,11 @@ def test_report_of_a_run_with_saved_diagrams_shows_metrics_descriptors_and_every
     out = tmp_path / "report"
     assert main(["report", str(root / "saved"), "--out", str(out)]) == 0
     page = (out / "index.html").read_text()
-    for layer in LAYERS[:-1]:  # `output` is a copy of `head`: drawn once
+    for i, layer in enumerate(LAYERS[:-1]):  # `output` is a copy of `head`: drawn once
         for figure in ("betti_curves", "diagram", "betti_evolution"):
-            assert (out / f"{layer}_{figure}.png").stat().st_size > 1000
+            assert (out / f"layer{i:02d}_{layer}_{figure}.png").stat().st_size > 1000
         assert f"<th>{layer}</th>" in page
-    assert not (out / "output_diagram.png").exists()
+    assert not list(out.glob("*output_diagram.png"))
     for name in ("metrics.png", "depth_profile.png", "history_id_twonn.png"):
         assert (out / name).stat().st_size > 1000
     assert "<th>val_loss</th>" in page
@@ -138,3 +139,47 @@ def test_example_outputs_are_ignored_by_git():
     ignored = (Path(__file__).parents[1] / ".gitignore").read_text().split()
     for output in ("lightning_topo_demo/", "lightning_logs/", "logs/", "report/", "mlruns/", "wandb/"):
         assert output in ignored
+
+
+def _save(folder: Path, names: list[str], epoch: int, step: int, deaths: list[float]) -> None:
+    dgms = PersistenceDiagrams([[[0.0, d] for d in deaths] + [[0.0, np.inf]], []])
+    grid = np.linspace(0.0, 1.0, 101)
+    metrics = {n: {"betti_0": float(len(deaths))} for n in names}
+    curves = {n: np.zeros((2, 101)) for n in names}
+    TopologyReport(names, metrics, {n: dgms for n in names}, curves, grid, epoch=epoch, step=step).save(folder)
+
+
+def test_report_notes_bars_beyond_the_fixed_range_and_gives_each_measurement_a_row(tmp_path, monkeypatch):
+    """The range is fixed by the first measurement; a later one's longer bars are counted in a note, as in
+    TensorBoard, and two measurements in one epoch (val_check_interval) are two rows of the heat map."""
+    for epoch, step, deaths in ((0, 5, [0.05, 0.1]), (0, 10, [0.1, 0.5]), (1, 15, [0.1, 0.5, 0.8])):
+        _save(tmp_path / "run" / "topology", ["a"], epoch, step, deaths)
+    calls: dict[str, list] = {"curves": [], "evolution": []}
+    curves, evolution = plotting.plot_betti_curves, plotting.plot_betti_evolution
+
+    def spy_curves(*args, **kwargs):
+        calls["curves"].append(kwargs)
+        return curves(*args, **kwargs)
+
+    def spy_evolution(*args, **kwargs):
+        calls["evolution"].append((args, kwargs))
+        return evolution(*args, **kwargs)
+
+    monkeypatch.setattr(plotting, "plot_betti_curves", spy_curves)
+    monkeypatch.setattr(plotting, "plot_betti_evolution", spy_evolution)
+    render_report(tmp_path / "run")
+    assert [c["note"] for c in calls["curves"]] == ["2 bars end beyond 0.12 →"]  # 0.5 and 0.8 > 1.2 * 0.1
+    ((args, kwargs),) = calls["evolution"]
+    assert list(args[0]) == [0, 0, 1]
+    assert len(args[1]) == 3
+    assert list(kwargs["steps"]) == [5, 10, 15]
+
+
+def test_layers_whose_names_share_a_file_name_get_a_figure_each(tmp_path):
+    names = ["a b", "a_b", "a$b$"]
+    for epoch in range(2):
+        _save(tmp_path / "run" / "topology", names, epoch, epoch, [0.3])
+    (page,) = render_report(tmp_path / "run")
+    files = sorted(p.name for p in page.parent.glob("*_betti_curves.png"))
+    assert len(files) == 3
+    assert page.read_text().count("_betti_curves.png") == 3

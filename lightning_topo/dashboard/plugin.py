@@ -11,13 +11,15 @@ Routes (under ``/data/plugin/lightning_topo``):
 - ``/index.js``, ``/style.css``: the page.
 - ``/runs``: ``{"runs": [{"run": name, "tags": [prefix, ...]}, ...]}``, the runs holding measurements.
 - ``/index?run=R&tag=T``: the measurements of one stream, without diagrams: ``layers``, ``descriptors``,
-  ``measurements`` (``step``, ``epoch``, ``wall_time``, ``n_samples``, ``score``, ``elapsed_s``, ``problems``) and
+  ``measurements`` (``step``, ``epoch``, ``wall_time``, ``n_samples``, ``score``, ``score_problem``, ``layers``
+  (those the measurement holds), ``elapsed_s``, ``problems``) and
   ``values`` (``{descriptor: [[value per layer] per measurement]}``, ``null`` where not finite).
 - ``/layer?run=R&tag=T&step=S&layer=L``: one layer of one measurement: ``grid``, ``betti_curves``, ``diagrams``
   (death ``null`` for an essential bar), ``metrics``, ``problem``, and ``source`` (the layer whose data it shares).
 
 A ``run`` or ``tag`` that is not one TensorBoard lists (a path with ``..``, an absolute path, a typo) gets HTTP 400
-and nothing is read; a ``step`` or ``layer`` that is not in the stream gets 400 (malformed) or 404 (absent).
+and nothing is read; a malformed ``step`` gets 400, a step without a measurement 404, and a ``layer`` that measurement
+does not hold 400 (the index lists each measurement's ``layers``).
 """
 
 from __future__ import annotations
@@ -241,6 +243,8 @@ def _build_stream(run: str, tag: str, version: tuple[Any, Any], data: list[Any])
             "wall_time": wall_time,
             "n_samples": record.get("n_samples"),
             "score": record.get("score"),
+            "score_problem": record.get("score_problem"),
+            "layers": record["layers"],
             "elapsed_s": record.get("elapsed_s"),
             "problems": {layer: "; ".join(kinds.values()) for layer, kinds in record.get("problems", {}).items()},
         }

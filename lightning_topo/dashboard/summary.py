@@ -19,6 +19,7 @@ Each measurement is one ``Summary.Value`` in the run's event file:
         "epoch": 3, "step": 120,               # null outside training
         "n_samples": 500, "elapsed_s": 0.81,
         "score": 1.25,                         # null when no score is configured
+        "score_problem": null,                 # why the score is NaN, when it is
         "layers": ["input", "conv1", ...],     # depth order
         "metrics": {layer: {descriptor: value}},
         "problems": {layer: {kind: message}},  # why a layer, or some of its values, could not be measured
@@ -83,6 +84,7 @@ def report_payload(report: TopologyReport) -> dict[str, Any]:
         "n_samples": int(report.n_samples),
         "elapsed_s": _real(report.elapsed_s),
         "score": None if report.score is None else _real(report.score),
+        "score_problem": report.score_problem,
         "layers": list(report.layers),
         "metrics": {layer: {k: _real(v) for k, v in report.metrics[layer].items()} for layer in report.layers},
         "problems": {layer: dict(kinds) for layer, kinds in report.problems.items()},
@@ -172,7 +174,8 @@ def parse_payload(document: bytes | str) -> dict[str, Any]:
     """Read a summary's JSON document back, checking what the dashboard relies on.
 
     Raises:
-        ValueError: if it is not a JSON object of a known version with ``layers`` and ``metrics``.
+        ValueError: if it is not a JSON object of a known version with ``layers`` and ``metrics``, or a layer's
+            ``metrics`` or ``problems`` entry is not an object.
 
     Example:
         >>> parse_payload(b'{"version": 1, "layers": ["a"], "metrics": {"a": {}}}')["layers"]
@@ -194,4 +197,17 @@ def parse_payload(document: bytes | str) -> dict[str, Any]:
     layers, metrics = record.get("layers"), record.get("metrics")
     if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers) or not isinstance(metrics, dict):
         raise ValueError("Expected `layers` (a list of names) and `metrics` (an object) in a lightning_topo summary.")
+    problems = record.get("problems", {})
+    if not isinstance(problems, dict):
+        raise ValueError(f"Expected `problems` to be an object but got {type(problems).__name__}.")
+    for key, entries in (("metrics", metrics), ("problems", problems)):
+        wrong = sorted(layer for layer, value in entries.items() if not isinstance(value, dict))
+        if key == "problems":  # {layer: {kind: message}}, the messages joined into one sentence
+            wrong += sorted(layer for layer, value in entries.items() if layer not in wrong and not _texts(value))
+        if wrong:
+            raise ValueError(f"Expected `{key}` of every layer to be an object but got something else for {wrong}.")
     return dict(record)
+
+
+def _texts(value: Mapping[str, Any]) -> bool:
+    return all(isinstance(v, str) for v in value.values())

@@ -19,6 +19,7 @@ const state = {
   descriptor: null,
   logBetti: true,
   layerData: null,
+  layerNote: "", // why there is no layer data (not measured at this step, a failed request)
   serial: 0,
 };
 const ui = {};
@@ -155,7 +156,7 @@ function drawCurves() {
   p.note.textContent = "";
   if (!data || !data.betti_curves || !data.grid.length) {
     p.plot.replaceChildren();
-    p.note.textContent = data && data.problem ? `Not measured: ${data.problem}` : "No Betti curves for this layer.";
+    p.note.textContent = data && data.problem ? `Not measured: ${data.problem}` : state.layerNote || "No Betti curves for this layer.";
     return;
   }
   const grid = data.grid;
@@ -211,7 +212,7 @@ function drawDiagram() {
   p.note.textContent = "";
   if (!data || !data.diagrams) {
     p.plot.replaceChildren();
-    p.note.textContent = data && data.problem ? `Not measured: ${data.problem}` : "No diagram for this layer.";
+    p.note.textContent = data && data.problem ? `Not measured: ${data.problem}` : state.layerNote || "No diagram for this layer.";
     return;
   }
   let hi = 0;
@@ -429,9 +430,13 @@ function updateSlider() {
 async function loadLayer() {
   const m = measurement();
   const serial = ++state.serial;
-  if (!m || !state.layer) {
+  state.layerNote = "";
+  if (!m || !state.layer || (m.layers && !m.layers.includes(state.layer))) {
+    // a layer of the run that this measurement does not hold: nothing to fetch
     state.layerData = null;
+    if (m && state.layer) state.layerNote = `${state.layer} was not measured at this step.`;
     drawAll();
+    if (m) document.body.dataset.ltReady = "1";
     return;
   }
   try {
@@ -442,7 +447,11 @@ async function loadLayer() {
     document.body.dataset.ltReady = "1";
     setStatus("");
   } catch (error) {
-    if (serial === state.serial) setStatus(String(error.message || error), true);
+    if (serial !== state.serial) return;
+    state.layerData = null; // never leave another layer's or run's data drawn
+    state.layerNote = "This layer could not be loaded.";
+    drawAll();
+    setStatus(String(error.message || error), true);
   }
 }
 
@@ -481,6 +490,8 @@ async function loadIndex({ follow = false } = {}) {
   fillSelect(ui.layer, index.layers, state.layer);
   fillSelect(ui.descriptor, index.descriptors, state.descriptor);
   updateSlider();
+  drawProfile(); // the new index's, while the layer loads
+  drawHeatmap();
   if (index.unreadable) setStatus(`${index.unreadable} measurement(s) written by a newer lightning-topo were skipped.`);
   await loadLayer();
 }

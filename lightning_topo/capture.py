@@ -687,7 +687,8 @@ class ActivationCapture:
         need = self.options.cubical_samples - sum(len(v) for v in self.volumes[alias])
         if need > 0 and (rows.ndim == 4 or (rows.ndim == 3 and maps)):
             with _no_autocast(rows.device):
-                self._pending_volumes[alias] = rows[:need].detach().float()
+                # a copy of the kept maps only: a slice would hold the whole batch's rows on the device
+                self._pending_volumes[alias] = rows[:need].detach().to(torch.float32, copy=True)
 
     def _batch_first(self, alias: str, tensor: torch.Tensor) -> torch.Tensor | None:
         """``tensor`` with its batch dimension first (sequence-first outputs are transposed), or None."""

@@ -684,8 +684,18 @@ class ActivationCapture:
     def _keep_volumes(self, alias: str, rows: torch.Tensor, maps: bool) -> None:
         """The raw feature maps of the first ``cubical_samples`` examples: ``(C, H, W)`` (or ``(H, W)`` for a 3-D
         output without a padding mask) per example, for cubical persistence."""
-        need = self.options.cubical_samples - sum(len(v) for v in self.volumes[alias])
+        kept = self.volumes[alias]
+        need = self.options.cubical_samples - sum(len(v) for v in kept)
         if need > 0 and (rows.ndim == 4 or (rows.ndim == 3 and maps)):
+            if kept and kept[0].shape[1:] != rows.shape[1:]:  # variable image sizes: maps of one shape only
+                self._note(
+                    ("cubical shape", alias),
+                    f"Layer {alias!r}: its feature maps have shape {tuple(rows.shape[1:])} in this batch but "
+                    f"{tuple(kept[0].shape[1:])} in the first batch, so its cubical descriptors use only the maps "
+                    "of the first shape (fewer than `cubical_samples` when no later batch has it); resize the "
+                    "validation images to one size to use every batch.",
+                )
+                return
             with _no_autocast(rows.device):
                 # a copy of the kept maps only: a slice would hold the whole batch's rows on the device
                 self._pending_volumes[alias] = rows[:need].detach().to(torch.float32, copy=True)

@@ -31,3 +31,32 @@ def test_kept_feature_maps_hold_only_the_kept_examples_not_the_whole_batch():
     assert kept.shape == (2, 4, 8, 8)
     assert kept.untyped_storage().nbytes() == kept.numel() * kept.element_size()  # 2 maps, not 64
     capture.stop()
+
+
+def test_feature_maps_of_another_size_in_a_later_batch_are_left_out_with_a_warning_never_an_error():
+    from lightning_topo import analyze
+    from tests._models import SmallCNN
+
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.rand(4, 1, 12, 12, generator=g), torch.zeros(4, dtype=torch.long)) for _ in range(2)]
+    batches.insert(1, (torch.rand(4, 1, 10, 10, generator=g), torch.zeros(4, dtype=torch.long)))
+    with pytest.warns(UserWarning, match=r"feature maps have shape \(6, 10, 10\) in this batch but \(6, 12, 12\)"):
+        report = analyze(SmallCNN(), batches, layers=["conv1"], n_samples=12, cubical_samples=8, maxdim=0, descriptors=["betti"])
+    assert math.isfinite(report.metrics["conv1"]["cubical_complexity"])
+    assert math.isfinite(report.metrics["conv1"]["betti_0"])
+
+
+def test_ddp_merge_keeps_the_feature_maps_of_the_first_shape_only():
+    from lightning_topo.monitor.ddp import merge_parts
+
+    points = torch.randn(4, 3)
+    parts = [
+        (points, None, {}, torch.rand(2, 6, 12, 12)),
+        (points, None, {}, torch.rand(2, 6, 10, 10)),
+        (points, None, {}, torch.rand(1, 6, 12, 12)),
+    ]
+    with pytest.warns(UserWarning, match="different shapes"):
+        merged = merge_parts(parts)
+    assert merged.points is not None and merged.points.shape == (12, 3)
+    assert merged.volumes is not None and merged.volumes.shape == (3, 6, 12, 12)
+    assert not merged.problems

@@ -15,13 +15,14 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from lightning_topo._warnings import warn_once
 from lightning_topo.engine import FigureRequest, LayerResult, LayerSample, find_copies
 from lightning_topo.engine.run import assemble, sample_size
 from lightning_topo.monitor.publish import logger_step
 from lightning_topo.monitor.queue import Finished, MeasurementQueue, to_cpu
 from lightning_topo.report import TopologyReport
 
-__all__ = ["assign_layers", "distributed", "gather_samples", "measure_shared"]
+__all__ = ["assign_layers", "distributed", "gather_samples", "measure_shared", "merge_parts"]
 
 _Part = tuple[torch.Tensor | None, torch.Tensor | None, dict[str, str], torch.Tensor | None]
 
@@ -36,8 +37,10 @@ def _part(sample: LayerSample) -> _Part:
     return cpu.points, cpu.labels, cpu.problems, cpu.volumes
 
 
-def _merge(parts: Sequence[_Part], device: torch.device | None = None) -> LayerSample:
-    """One layer's sample from its parts in rank order; the union of the ranks' problems."""
+def merge_parts(parts: Sequence[_Part], device: torch.device | None = None) -> LayerSample:
+    """One layer's sample from its parts in rank order (``(points, labels, problems, volumes)`` per rank, as the
+    ranks send them); the union of the ranks' problems. Feature maps of a shape other than the first rank's are
+    left out, with a warning."""
     problems = {k: v for _, _, probs, _ in parts for k, v in probs.items()}
     points = [p for p, _, _, _ in parts if p is not None]
     labels = [lab for p, lab, _, _ in parts if p is not None]
@@ -49,6 +52,14 @@ def _merge(parts: Sequence[_Part], device: torch.device | None = None) -> LayerS
     x = torch.cat(points) if ok else None
     known = [lab for lab in labels if lab is not None]
     y = torch.cat(known) if ok and len(known) == len(labels) else None
+    if maps and any(v.shape[1:] != maps[0].shape[1:] for v in maps):  # ranks saw images of different sizes
+        shapes = sorted({tuple(v.shape[1:]) for v in maps})
+        warn_once(
+            f"TopologyMonitor: the ranks' feature maps for cubical persistence have different shapes {shapes}; the "
+            f"cubical descriptors use those of shape {tuple(maps[0].shape[1:])} only (resize the validation images "
+            "to one size to use them all)."
+        )
+        maps = [v for v in maps if v.shape[1:] == maps[0].shape[1:]]
     volumes = torch.cat(maps) if ok and maps else None  # the first examples of the gathered sample come first
     if x is not None and device is not None:
         x = x.to(device)
@@ -61,7 +72,7 @@ def gather_samples(trainer: pl.Trainer, samples: dict[str, LayerSample]) -> dict
         return samples
     gathered: list[Any] = [None] * trainer.world_size
     torch.distributed.all_gather_object(gathered, {alias: _part(s) for alias, s in samples.items()})
-    return {alias: _merge([rank[alias] for rank in gathered]) for alias in samples}
+    return {alias: merge_parts([rank[alias] for rank in gathered]) for alias in samples}
 
 
 def _all(trainer: pl.Trainer, obj: Any) -> list[Any]:
@@ -116,7 +127,7 @@ def measure_shared(
         gathered: list[Any] | None = [None] * world if rank == dst else None
         torch.distributed.gather_object(payload, gathered, dst=dst)
         if gathered is not None:
-            share = {a: _merge([part[a] for part in gathered], device) for a in payload}
+            share = {a: merge_parts([part[a] for part in gathered], device) for a in payload}
     local_n, local_counts = sample_size(samples)
     figures = requests(layers)
     results, elapsed = queue.measure_share(share, {a: r for a, r in figures.items() if a in share} if figures else None)

@@ -29,6 +29,7 @@ from lightning_topo.options import Options, Reduce
 from lightning_topo.report import INPUT, OUTPUT
 
 __all__ = [
+    "CHANNELS_FIRST_1D",
     "INPUT_KEYS",
     "LABEL_KEYS",
     "MASK_KEYS",
@@ -55,6 +56,19 @@ MASK_KEYS = ("attention_mask",)
 _NOT_LAYERS: tuple[type[nn.Module], ...] = (nn.ModuleList, nn.ModuleDict, nn.modules.loss._Loss)
 # modules whose output is their input in evaluation: a copy of their neighbour, never worth a default layer
 _IDENTITY: tuple[type[nn.Module], ...] = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
+# modules whose 3-D output is (B, C, L), channels before length: the batch is dimension 0 whatever C, and "auto"
+# averages over the length (dimension 2), as it averages a 2-d conv output over space
+CHANNELS_FIRST_1D: tuple[type[nn.Module], ...] = (
+    nn.Conv1d,
+    nn.ConvTranspose1d,
+    nn.BatchNorm1d,
+    nn.InstanceNorm1d,
+    nn.MaxPool1d,
+    nn.AvgPool1d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveMaxPool1d,
+    nn.LPPool1d,
+)
 _MAX_DEFAULT_LAYERS = 12
 _COMPILED = "_orig_mod"
 
@@ -342,18 +356,20 @@ def reduce_samples(
     max_features: int = 256,
     projection: Callable[[int, torch.device], torch.Tensor] | None = None,
     mask: torch.Tensor | None = None,
+    channels_first: bool = False,
 ) -> torch.Tensor:
     """One vector per example: ``(B, ...) -> (B, F)``, on ``x``'s device, detached, float32 or float64.
 
-    ``auto`` averages 4-D ``(B, C, H, W)`` conv outputs over space (global average pooling), reduces 3-D
-    ``(B, T, D)`` outputs with ``token_mean`` and flattens the rest; ``mean`` averages every dimension after
-    dimension 1; ``flatten`` flattens; ``project`` flattens and, where wider than ``max_features``, multiplies by
-    a fixed Gaussian matrix (a Johnson-Lindenstrauss projection that keeps pairwise distances within ``1 +- eps``).
-    Token reductions of ``(B, T, D)``: ``token_mean`` (mean over the real tokens), ``first_token`` (the first
-    real token, a CLS token), ``last_token`` (the last real token, as for decoder models); ``mask`` is ``(B, T)``,
-    True at real tokens (all real when None). Outputs that are not sequences (a classifier's ``(B, C)``) are
-    reduced as with ``auto`` under a token reduction. Half precision and autocast never reach the result: the reduction
-    runs in float32 (float64 inputs stay float64).
+    ``auto`` averages 4-D ``(B, C, H, W)`` conv outputs over space (global average pooling), reduces 3-D ``(B, T, D)``
+    outputs with ``token_mean``, averages 3-D ``(B, C, L)`` outputs of 1-d conv, norm and pool modules
+    (``channels_first=True``; :data:`CHANNELS_FIRST_1D`) over their length, and flattens the rest; ``mean`` averages
+    every dimension after dimension 1; ``flatten`` flattens; ``project`` flattens and, where wider than
+    ``max_features``, multiplies by a fixed Gaussian matrix (a Johnson-Lindenstrauss projection that keeps pairwise
+    distances within ``1 +- eps``). Token reductions of ``(B, T, D)``: ``token_mean`` (mean over the real tokens),
+    ``first_token`` (the first real token, a CLS token), ``last_token`` (the last real token, as for decoder models);
+    ``mask`` is ``(B, T)``, True at real tokens (all real when None). Outputs that are not sequences (a classifier's
+    ``(B, C)``) are reduced as with ``auto`` under a token reduction. Half precision and autocast never reach the
+    result: the reduction runs in float32 (float64 inputs stay float64).
 
     Example:
         >>> x = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [9.0, 9.0]]])  # one example, 3 tokens, the last padded
@@ -366,6 +382,8 @@ def reduce_samples(
     with _no_autocast(x.device):
         if x.dtype != torch.float64:
             x = x.float()
+        if x.ndim == 3 and reduce == "auto" and channels_first:  # (B, C, L): one value per channel
+            return x.mean(dim=2)
         if x.ndim == 3 and (reduce in _TOKEN or reduce == "auto"):
             return _tokens(x, "token_mean" if reduce == "auto" else reduce, mask)
         if reduce in _TOKEN:  # not a sequence (a pooled or classifier layer of a sequence model): as with "auto"
@@ -559,7 +577,7 @@ class ActivationCapture:
                     f"its {self.options.call} call (`call='first'` or `call='last'` chooses).",
                 )
             if calls == 1 or self.options.call == "last":
-                self._store(alias, output)
+                self._store(alias, output, isinstance(module, CHANNELS_FIRST_1D))
 
         return hook
 
@@ -643,24 +661,27 @@ class ActivationCapture:
             reduce = "token_mean" if inputs.ndim == 3 and self._mask is not None else "flatten"
         self._reduce_and_keep(alias, inputs, reduce)
 
-    def _store(self, alias: str, output: Any) -> None:
+    def _store(self, alias: str, output: Any, channels_first: bool = False) -> None:
         if alias in self.problems or alias in self.skipped:
             return
         tensor = self._to_tensor(alias, output)
         if tensor is not None:
-            self._reduce_and_keep(alias, tensor, self.options.reduce)
+            self._reduce_and_keep(alias, tensor, self.options.reduce, channels_first)
 
-    def _reduce_and_keep(self, alias: str, tensor: torch.Tensor, reduce: Reduce) -> None:
+    def _reduce_and_keep(self, alias: str, tensor: torch.Tensor, reduce: Reduce, channels_first: bool = False) -> None:
+        """Keep the sample's rows of ``tensor``, reduced; ``channels_first``: a ``(B, C, L)`` output of a 1-d conv,
+        norm or pool module (the batch first whatever ``C``; ``auto`` averages over ``L``)."""
         mask: torch.Tensor | None = self._mask
         if tensor.is_nested:  # PyTorch's fast path for padded sequences: the real tokens of each example
             lengths = torch.tensor([t.shape[0] for t in tensor.unbind()], device=tensor.device)
             tensor = torch.nested.to_padded_tensor(tensor, 0.0)
             mask = torch.arange(tensor.shape[1], device=tensor.device)[None, :] < lengths[:, None]
-        aligned = self._batch_first(alias, tensor)
+        aligned = self._batch_first(alias, tensor, channels_first)
         if aligned is None:
             return
         tensor = aligned
-        tokens = tensor.ndim == 3 and (reduce in _TOKEN or reduce == "auto")
+        channels_first = channels_first and tensor.ndim == 3
+        tokens = tensor.ndim == 3 and (reduce in _TOKEN or (reduce == "auto" and not channels_first))
         if tokens and mask is not None and mask.shape != tensor.shape[:2]:
             self._note(
                 ("mask", alias),
@@ -674,7 +695,9 @@ class ActivationCapture:
         rows = tensor[keep]
         row_mask = None if mask is None or not tokens else mask.to(tensor.device)[keep]
         try:
-            reduced = reduce_samples(rows, reduce, self.options.max_features, self._projection, row_mask)
+            reduced = reduce_samples(
+                rows, reduce, self.options.max_features, self._projection, row_mask, channels_first=channels_first
+            )
         except Exception as err:  # a layer that cannot be reduced is a problem of that layer, never of the run
             self._problem(alias, "reduce", f"its output of shape {tuple(tensor.shape)} could not be reduced ({err})")
             return
@@ -700,15 +723,27 @@ class ActivationCapture:
                 # a copy of the kept maps only: a slice would hold the whole batch's rows on the device
                 self._pending_volumes[alias] = rows[:need].detach().to(torch.float32, copy=True)
 
-    def _batch_first(self, alias: str, tensor: torch.Tensor) -> torch.Tensor | None:
-        """``tensor`` with its batch dimension first (sequence-first outputs are transposed), or None."""
+    def _batch_first(self, alias: str, tensor: torch.Tensor, channels_first: bool = False) -> torch.Tensor | None:
+        """``tensor`` with its batch dimension first (sequence-first outputs are transposed), or None.
+        ``channels_first``: a 1-d conv, norm or pool output ``(B, C, L)``, never sequence-first."""
         b = self._batch_size
         if tensor.ndim == 0:
             self._problem(alias, "shape", "its output is a scalar, not one value per example")
             return None
         first, second = tensor.shape[0], tensor.shape[1] if tensor.ndim > 1 else None
-        if tensor.ndim == 3 and first == b and second == b:  # (T, B, D) or (B, T, D) with T == B
+        if channels_first and first == b:
+            return tensor
+        if tensor.ndim == 3 and first == b and second == b and not channels_first:  # (T, B, D) or (B, T, D), T == B
             dim = self._layout.get(alias, self.options.sequence_dim)
+            if dim is None and alias in self.optional:  # a default layer: left out with a note, never an error
+                self._problem(
+                    alias,
+                    "shape",
+                    f"its output has shape {tuple(tensor.shape)}: its second dimension equals the batch size {b}, so "
+                    "lightning-topo cannot tell which dimension holds the examples (pass `sequence_dim`, or name "
+                    "the layer in `layers`)",
+                )
+                return None
             if dim is None:
                 raise ValueError(
                     f"Layer {alias!r} has output shape {tuple(tensor.shape)}: its sequence length equals the batch "
@@ -721,7 +756,7 @@ class ActivationCapture:
             if tensor.ndim == 3:
                 self._layout.setdefault(alias, 1)
             return tensor
-        if tensor.ndim == 3 and second == b:
+        if tensor.ndim == 3 and second == b and not channels_first:
             self._layout.setdefault(alias, 0)
             return tensor.transpose(0, 1)
         self._problem(

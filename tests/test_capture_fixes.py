@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import pytest
@@ -41,7 +40,9 @@ def test_feature_maps_of_another_size_in_a_later_batch_are_left_out_with_a_warni
     batches = [(torch.rand(4, 1, 12, 12, generator=g), torch.zeros(4, dtype=torch.long)) for _ in range(2)]
     batches.insert(1, (torch.rand(4, 1, 10, 10, generator=g), torch.zeros(4, dtype=torch.long)))
     with pytest.warns(UserWarning, match=r"feature maps have shape \(6, 10, 10\) in this batch but \(6, 12, 12\)"):
-        report = analyze(SmallCNN(), batches, layers=["conv1"], n_samples=12, cubical_samples=8, maxdim=0, descriptors=["betti"])
+        report = analyze(
+            SmallCNN(), batches, layers=["conv1"], n_samples=12, cubical_samples=8, maxdim=0, descriptors=["betti"]
+        )
     assert math.isfinite(report.metrics["conv1"]["cubical_complexity"])
     assert math.isfinite(report.metrics["conv1"]["betti_0"])
 
@@ -57,6 +58,64 @@ def test_ddp_merge_keeps_the_feature_maps_of_the_first_shape_only():
     ]
     with pytest.warns(UserWarning, match="different shapes"):
         merged = merge_parts(parts)
-    assert merged.points is not None and merged.points.shape == (12, 3)
-    assert merged.volumes is not None and merged.volumes.shape == (3, 6, 12, 12)
+    assert merged.points is not None
+    assert merged.points.shape == (12, 3)
+    assert merged.volumes is not None
+    assert merged.volumes.shape == (3, 6, 12, 12)
     assert not merged.problems
+
+
+class _Conv1dNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv1d(3, 8, 3, padding=1)
+        self.norm = nn.BatchNorm1d(8)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(self.conv(x)).mean(dim=2))
+
+
+def test_auto_averages_a_conv1d_output_over_its_length_not_over_its_channels():
+    model = _Conv1dNet().eval()
+    x = torch.randn(16, 3, 20, generator=torch.Generator().manual_seed(1))
+    capture = ActivationCapture(model, {"conv": "conv", "norm": "norm"}, build_options(n_samples=16), quota=16)
+    _run(capture, model, [x])
+    samples = capture.finish()
+    with torch.no_grad():
+        conv = model.conv(x)
+        norm = model.norm(conv)
+    assert samples["conv"].points is not None
+    assert samples["norm"].points is not None
+    torch.testing.assert_close(samples["conv"].points, conv.mean(dim=2))
+    torch.testing.assert_close(samples["norm"].points, norm.mean(dim=2))
+    torch.testing.assert_close(reduce_samples(conv, "auto", channels_first=True), conv.mean(dim=2))
+
+
+def test_a_conv1d_output_with_as_many_channels_as_examples_is_captured_not_an_error():
+    model = _Conv1dNet().eval()
+    x = torch.randn(8, 3, 20, generator=torch.Generator().manual_seed(1))  # 8 channels, batches of 8
+    capture = ActivationCapture(model, {"conv": "conv", "norm": "norm"}, build_options(n_samples=16), quota=16)
+    _run(capture, model, [x, x + 1.0])
+    samples = capture.finish()
+    with torch.no_grad():
+        expected = torch.cat([model.conv(x).mean(dim=2), model.conv(x + 1.0).mean(dim=2)])
+    assert samples["conv"].points is not None
+    torch.testing.assert_close(samples["conv"].points, expected)
+
+
+def test_an_ambiguous_default_sequence_layer_is_left_out_with_a_note_and_a_named_one_still_raises():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    x = torch.randn(4, 4, 4)  # (B, T, D) with T == B
+    capture = ActivationCapture(model, {"0": "0", "1": "1"}, build_options(n_samples=4), quota=4, optional=["0"])
+    capture.start()
+    capture.begin_batch(x)
+    with pytest.raises(ValueError, match="sequence_dim"), torch.no_grad():
+        model(x)
+    capture.stop()
+    capture = ActivationCapture(model, {"0": "0"}, build_options(n_samples=4), quota=4, optional=["0"])
+    _run(capture, model, [x])
+    samples = capture.finish()
+    assert "0" not in samples
+    assert "cannot tell which dimension holds the examples" in capture.skipped["0"]

@@ -102,10 +102,11 @@ class TopologyMonitor(Callback):
             logged as ``topo/score``. :meth:`early_stopping` and :meth:`model_checkpoint` return callbacks
             monitoring it in the right direction.
         score_mode: direction of a callable score (``"min"`` or ``"max"``); named scores set their own.
-        reduce: per-example reduction: ``"auto"`` (global average pooling of 4-D conv outputs, ``"token_mean"``
-            of 3-D sequence outputs, flatten otherwise), ``"flatten"``, ``"mean"`` (average over every dimension
-            after dimension 1), ``"project"`` (flatten, then a seeded Gaussian projection to ``max_features``
-            when wider), or a token reduction of ``(B, T, D)`` outputs over the real tokens: ``"token_mean"``,
+        reduce: per-example reduction: ``"auto"`` (global average pooling of 4-D conv outputs, the mean over the length
+            of the ``(B, C, L)`` outputs of 1-d conv, norm and pool modules such as ``nn.Conv1d``, ``"token_mean"`` of
+            other 3-D (sequence) outputs, flatten otherwise), ``"flatten"``, ``"mean"`` (average over every dimension
+            after dimension 1), ``"project"`` (flatten, then a seeded Gaussian projection to ``max_features`` when
+            wider), or a token reduction of ``(B, T, D)`` outputs over the real tokens: ``"token_mean"``,
             ``"first_token"`` (a CLS token), ``"last_token"`` (decoder models).
         max_features: target width of ``reduce="project"``.
         sample: ``"first"`` (the first ``n_samples`` validation examples) or ``"stratified"`` (the first

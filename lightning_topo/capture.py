@@ -280,11 +280,13 @@ class BatchReader:
     ``batch[1]`` is one integer per example); a mapping or an object is read by key or attribute: the input from
     :data:`INPUT_KEYS`, the labels from :data:`LABEL_KEYS`, the mask from :data:`MASK_KEYS`. ``input_fn``,
     ``label_fn`` and ``mask_fn`` override each. Labels from ``label_fn`` must be one per example (an error
-    otherwise); default labels that are not (a language model's token labels) are left out.
+    otherwise); default labels that are not (a language model's token labels) are left out, and so is a default
+    mask that is not ``(B, T)`` (an attention mask ``(B, 1, T, T)``), with a note (``note(key, message)``).
     """
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, note: Note | None = None) -> None:
         self.options = options
+        self._note = note or (lambda key, message: None)
 
     def inputs(self, batch: Any) -> torch.Tensor | None:
         if self.options.input_fn is not None:
@@ -338,12 +340,26 @@ class BatchReader:
         return None
 
     def mask(self, batch: Any) -> torch.Tensor | None:
+        """The padding mask ``(B, T)``, True at real tokens, or None.
+
+        Raises:
+            ValueError: when ``mask_fn`` returns anything but a 2-D tensor.
+        """
         m = self.options.mask_fn(batch) if self.options.mask_fn is not None else _field(batch, MASK_KEYS)
         if m is None:
             return None
-        if not isinstance(m, torch.Tensor) or m.ndim != 2:
-            raise ValueError(f"Expected the padding mask to be a (B, T) tensor but got {m!r}.")
-        return m.bool()
+        if isinstance(m, torch.Tensor) and m.ndim == 2:
+            return m.bool()
+        got = f"shape {tuple(m.shape)}" if isinstance(m, torch.Tensor) else type(m).__name__
+        if self.options.mask_fn is not None:
+            raise ValueError(f"Expected `mask_fn` to return a (B, T) padding mask but got {got}.")
+        self._note(
+            ("mask shape",),
+            f"The batch's `attention_mask` has {got}, not (B, T) (True at real tokens), so lightning-topo ignores it "
+            "and averages every position of sequence layers; pass `mask_fn=lambda batch: ...` returning the (B, T) "
+            "padding mask to leave the padding out.",
+        )
+        return None
 
 
 # reduction ---------------------------------------------------------------------------------------------------
@@ -494,9 +510,9 @@ class ActivationCapture:
         self.model = model
         self.layers = dict(layers)
         self.options = options
-        self.reader = BatchReader(options)
         self.optional = set(optional)
         self._note = note or (lambda key, message: None)
+        self.reader = BatchReader(options, self._note)
         self._selector = SampleSelector(options, quota)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._projections: dict[tuple[int, torch.device], torch.Tensor] = {}

@@ -119,3 +119,35 @@ def test_an_ambiguous_default_sequence_layer_is_left_out_with_a_note_and_a_named
     samples = capture.finish()
     assert "0" not in samples
     assert "cannot tell which dimension holds the examples" in capture.skipped["0"]
+
+
+def test_an_attention_mask_that_is_not_b_by_t_is_ignored_with_one_note_naming_its_shape():
+    model = nn.Sequential(nn.Linear(4, 4))
+    g = torch.Generator().manual_seed(0)
+    batches = [{"x": torch.randn(3, 5, 4, generator=g), "attention_mask": torch.ones(3, 1, 5, 5)} for _ in range(2)]
+    notes: list[str] = []
+    capture = ActivationCapture(
+        model, {"0": "0"}, build_options(n_samples=6), quota=6, note=lambda key, message: notes.append(message)
+    )
+    capture.start()
+    with torch.no_grad():
+        for batch in batches:
+            capture.begin_batch(batch)
+            model(batch["x"])
+            capture.end_batch()
+    samples = capture.finish()
+    with torch.no_grad():
+        expected = torch.cat([model(b["x"]).mean(dim=1) for b in batches])
+    torch.testing.assert_close(samples["0"].points, expected)
+    mask_notes = [n for n in notes if "attention_mask" in n]
+    assert len(set(mask_notes)) == 1
+    assert "shape (3, 1, 5, 5)" in mask_notes[0]
+
+
+def test_a_mask_fn_returning_a_wrong_shape_raises_naming_the_shape_not_the_values():
+    options = build_options(n_samples=6, mask_fn=lambda batch: torch.ones(3, 1, 5, 5))
+    capture = ActivationCapture(nn.Sequential(nn.Linear(4, 4)), {"0": "0"}, options, quota=6)
+    capture.start()
+    with pytest.raises(ValueError, match=r"Expected `mask_fn` to return a \(B, T\) padding mask but got shape \(3, 1"):
+        capture.begin_batch({"x": torch.randn(3, 5, 4)})
+    capture.stop()

@@ -17,6 +17,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger  # mlflow itself is imported by the logger
 
 from lightning_topo import plotting
 from lightning_topo._warnings import TopologyWarning
@@ -55,7 +56,7 @@ def image_sinks(loggers: Sequence[Any]) -> tuple[list[ImageSink], list[str]]:
         experiment = _tensorboard_writer(logger)
         if experiment is not None and hasattr(experiment, "add_image"):
             sinks.append(_tensorboard_sink(experiment))
-        elif type(logger).__name__ == "MLFlowLogger" and hasattr(getattr(logger, "experiment", None), "log_image"):
+        elif isinstance(logger, MLFlowLogger) and hasattr(getattr(logger, "experiment", None), "log_image"):
             sinks.append(_mlflow_sink(logger))
         elif callable(getattr(logger, "log_image", None)):
             sinks.append(_log_image_sink(logger))
@@ -65,8 +66,8 @@ def image_sinks(loggers: Sequence[Any]) -> tuple[list[ImageSink], list[str]]:
 
 
 def _tensorboard_writer(logger: Any) -> Any:
-    """The ``SummaryWriter`` of a ``TensorBoardLogger``, else ``None``."""
-    return getattr(logger, "experiment", None) if type(logger).__name__ == "TensorBoardLogger" else None
+    """The ``SummaryWriter`` of a ``TensorBoardLogger`` (or a subclass), else ``None``."""
+    return getattr(logger, "experiment", None) if isinstance(logger, TensorBoardLogger) else None
 
 
 def _tensorboard_sink(writer: Any) -> ImageSink:

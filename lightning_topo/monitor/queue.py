@@ -113,10 +113,14 @@ class MeasurementQueue:
     def measure_share(
         self, samples: dict[str, LayerSample], requests: dict[str, FigureRequest] | None
     ) -> tuple[dict[str, LayerResult], float]:
-        """Measure ``samples`` (a DDP rank's share of the layers) now: per-layer results and the elapsed time."""
+        """Measure ``samples`` (a DDP rank's share of the layers) now: per-layer results and the elapsed time.
+
+        A layer whose computation fails gets a ``failed`` problem, whatever ``on_error``: raising here would raise
+        on this rank only and leave the others waiting for it in the gather. With ``on_error="raise"``,
+        ``check_problems`` raises on every rank once the results are shared."""
         self.open(len(samples))
         measurement = start_measurement(samples, self._measure_options(), pool=self._pool, figures=requests)
-        results = measurement.results(self.options.on_error)
+        results = measurement.results("warn")
         self._check_pool(measurement)
         return results, measurement.elapsed_s
 

@@ -1,6 +1,6 @@
 """Run by tests/test_ddp.py: two CPU processes (gloo), ranks with different numbers of validation examples.
 
-Usage: python tests/ddp_script.py OUT_DIR [metrics]
+Usage: python tests/ddp_script.py OUT_DIR [metrics | skipped [async]]
 Each rank writes OUT_DIR/rank{r}.json with the topo/* callback metrics and the monitor's history.
 """
 
@@ -54,6 +54,36 @@ class MetricNet(TinyNet):
         self.idim.reset()
 
 
+class _Tokens(torch.nn.Module):
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h.reshape(h.shape[0], 4, 4)  # (B, T, D) with T = 4
+
+
+class SkippedOnOneRankNet(TinyNet):
+    """A default layer with (B, 4, 4) outputs: ambiguous on rank 1 (batches of 4), clear on rank 0 (batches of 8),
+    so only rank 1 leaves it out of the default layers on its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens = _Tokens()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.hidden(self.tokens(self.encoder(x)).reshape(x.shape[0], 16)))
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(make_data(n=24, seed=30 + self.global_rank), batch_size=8 if self.global_rank == 0 else 4)
+
+
+def run_skipped(out: Path, compute: str) -> None:
+    monitor = TopologyMonitor(n_samples=48, maxdim=0, compute=compute)  # type: ignore[arg-type]
+    tr = trainer(max_epochs=1, strategy="ddp", devices=2, use_distributed_sampler=False, callbacks=[monitor])
+    tr.fit(SkippedOnOneRankNet())
+    metrics = sorted(k for k in tr.callback_metrics if k.startswith("topo/"))
+    report = monitor.last_report
+    payload = {"metrics": metrics, "layers": report.layers if report is not None else None}
+    (out / f"skipped_{compute}_rank{tr.global_rank}.json").write_text(json.dumps(payload, sort_keys=True))
+
+
 def run_metrics(out: Path) -> None:
     tr = trainer(max_epochs=1, strategy="ddp", devices=2, use_distributed_sampler=False, limit_train_batches=0)
     torch.manual_seed(0)
@@ -68,6 +98,9 @@ def main() -> None:
     out = Path(sys.argv[1])
     if len(sys.argv) > 2 and sys.argv[2] == "metrics":
         run_metrics(out)
+        return
+    if len(sys.argv) > 2 and sys.argv[2] == "skipped":
+        run_skipped(out, sys.argv[3] if len(sys.argv) > 3 else "sync")
         return
     monitor = TopologyMonitor(n_samples=48, score="id_last")
     stopper = monitor.early_stopping(patience=1, min_delta=100.0)  # no score improves by 100: stops at epoch 1

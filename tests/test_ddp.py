@@ -85,3 +85,19 @@ def test_ranks_get_the_layers_longest_first_to_the_least_loaded_rank():
     owners = assign_layers([*layers, "g"], costs, 3)
     assert sorted(owners) == sorted([*layers, "g"])
     assert owners["g"] != owners["a"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="gloo DDP test runs on POSIX")
+@pytest.mark.parametrize("compute", ["sync", "async"])
+def test_ddp_leaves_out_on_every_rank_a_default_layer_that_one_rank_leaves_out(tmp_path, compute):
+    _run(tmp_path, "skipped", compute)
+    rank0 = json.loads((tmp_path / f"skipped_{compute}_rank0.json").read_text())
+    rank1 = json.loads((tmp_path / f"skipped_{compute}_rank1.json").read_text())
+    if compute == "sync":
+        assert rank0["metrics"] == rank1["metrics"]
+        assert "topo/hidden/betti_0" in rank0["metrics"]
+        assert not any(k.startswith("topo/tokens/") for k in rank0["metrics"])
+        assert rank0["layers"] == rank1["layers"]
+    assert "tokens" not in rank0["layers"]
+    assert "hidden" in rank0["layers"]

@@ -20,7 +20,7 @@ from lightning_topo.capture import ActivationCapture, LayerSpec, default_layers,
 from lightning_topo.engine import LayerSample, available_cores, check_problems
 from lightning_topo.functional.registry import DEFAULT_DESCRIPTORS
 from lightning_topo.monitor.checks import check_sample_size, check_trainer
-from lightning_topo.monitor.ddp import distributed, gather_samples, measure_shared
+from lightning_topo.monitor.ddp import agree_skipped, distributed, gather_samples, measure_shared
 from lightning_topo.monitor.publish import Publisher, logger_step
 from lightning_topo.monitor.queue import Finished, MeasurementQueue
 from lightning_topo.monitor.stopping import TopologyEarlyStopping
@@ -390,7 +390,7 @@ class TopologyMonitor(Callback):
         if capture is not None and capture.active:
             if sync and distributed(trainer):  # the ranks share the layers
                 finished = measure_shared(
-                    trainer, self._finish(), self._queue, self._requests(trainer), pl_module.device
+                    trainer, self._finish(trainer), self._queue, self._requests(trainer), pl_module.device
                 )
                 self._publish(trainer, finished, pl_module)
                 self._measured = True
@@ -402,12 +402,15 @@ class TopologyMonitor(Callback):
             self._publish(trainer, self._queue.wait_oldest(), pl_module)
             self._measured = True
 
-    def _finish(self) -> dict[str, LayerSample]:
-        """This validation run's sample, the capture closed."""
+    def _finish(self, trainer: pl.Trainer) -> dict[str, LayerSample]:
+        """This validation run's sample, the capture closed; under DDP, without the default layers any rank left
+        out (every rank must hold the same layers)."""
         assert self._capture is not None
         samples = self._capture.finish()
         self._submitted = True
-        for alias, why in self._capture.skipped.items():
+        samples, skipped = agree_skipped(trainer, samples, self._capture.skipped)
+        self._capture.skipped.update(skipped)  # no longer captured here either
+        for alias, why in skipped.items():
             self._warn(("skipped", alias), f"TopologyMonitor left layer {alias!r} out of the default layers: {why}.")
         return samples
 
@@ -416,7 +419,7 @@ class TopologyMonitor(Callback):
 
     def _submit(self, trainer: pl.Trainer) -> None:
         """Hand this validation run's sample to the measurement queue (on rank zero, the ranks' samples gathered)."""
-        samples = gather_samples(trainer, self._finish())
+        samples = gather_samples(trainer, self._finish(trainer))
         if trainer.is_global_zero:
             requests = self._requests(trainer)(list(samples))
             self._queue.submit(samples, trainer.current_epoch, logger_step(trainer), requests)

@@ -22,7 +22,7 @@ from lightning_topo.monitor.publish import logger_step
 from lightning_topo.monitor.queue import Finished, MeasurementQueue, to_cpu
 from lightning_topo.report import TopologyReport
 
-__all__ = ["assign_layers", "distributed", "gather_samples", "measure_shared", "merge_parts"]
+__all__ = ["agree_skipped", "assign_layers", "distributed", "gather_samples", "measure_shared", "merge_parts"]
 
 _Part = tuple[torch.Tensor | None, torch.Tensor | None, dict[str, str], torch.Tensor | None]
 
@@ -64,6 +64,21 @@ def merge_parts(parts: Sequence[_Part], device: torch.device | None = None) -> L
     if x is not None and device is not None:
         x = x.to(device)
     return LayerSample(x, y, problems, volumes)
+
+
+def agree_skipped(
+    trainer: pl.Trainer, samples: dict[str, LayerSample], skipped: dict[str, str]
+) -> tuple[dict[str, LayerSample], dict[str, str]]:
+    """The same layers on every rank: each rank leaves out the default layers that any rank left out (each rank
+    decides from its own batches), so the ranks gather and share identical layers. Returns this rank's samples
+    without them, and every rank's ``{alias: why}`` (the lowest rank's reason first)."""
+    if not distributed(trainer):
+        return samples, skipped
+    union: dict[str, str] = {}
+    for part in _all(trainer, skipped):
+        for alias, why in part.items():
+            union.setdefault(alias, why)
+    return {a: s for a, s in samples.items() if a not in union}, union
 
 
 def gather_samples(trainer: pl.Trainer, samples: dict[str, LayerSample]) -> dict[str, LayerSample]:

@@ -28,3 +28,38 @@ def test_a_tensorboard_logger_subclass_gets_figures_without_a_warning(tmp_path):
 
     events = EventAccumulator(logger.log_dir).Reload()
     assert "topo/hidden/betti_curves" in events.Tags()["images"]
+
+
+def test_side_outputs_that_raise_become_warnings_and_the_scalars_are_still_logged(tmp_path, monkeypatch):
+    from lightning_topo import plotting
+    from lightning_topo.monitor import publish
+    from lightning_topo.report import TopologyReport
+    from tests._models import RecordingLogger
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(plotting, "layer_figures", broken)
+    monkeypatch.setattr(plotting, "plot_depth_profile", broken)
+    monkeypatch.setattr(plotting, "fit_range", broken)
+    monkeypatch.setattr(publish, "add_report", broken)
+    monkeypatch.setattr(TopologyReport, "save", broken)
+    recording = RecordingLogger()
+    monitor = TopologyMonitor(layers=["hidden", "head"], n_samples=48, maxdim=0, save_diagrams=True)
+    fit = trainer(max_epochs=2, logger=[TensorBoardLogger(tmp_path), recording], callbacks=[monitor])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit.fit(TinyNet())
+    messages = [str(w.message) for w in caught if "could not" in str(w.message)]
+    for what in (
+        "draw the figures of layer 'hidden'",
+        "draw the depth profile",
+        "write the report files",
+        "Topology dashboard's summary",
+        "keep the Betti curves of layer 'hidden'",
+    ):
+        matching = [m for m in messages if what in m]
+        assert len(matching) == 1, (what, messages)  # once per fit, not once per validation
+        assert "RuntimeError: boom" in matching[0]
+    assert len(recording.values("topo/hidden/betti_0")) == 2
+    assert len(monitor.history) == 2

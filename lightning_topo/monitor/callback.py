@@ -242,11 +242,15 @@ class TopologyMonitor(Callback):
         self.settings = MonitorOptions(
             every_n_epochs, every_n_validations, dataloader_idx, prefix, compute, workers, log_figures, save_diagrams
         )
+        self._warn = WarningLedger(lambda message: rank_zero_warn(message, category=TopologyWarning))
         self._publisher = Publisher(
-            prefix, self.settings.figure_every, self.settings.save_diagrams, self.options.measure.betti_scale
+            prefix,
+            self.settings.figure_every,
+            self.settings.save_diagrams,
+            self.options.measure.betti_scale,
+            warn=self._warn,
         )
         self._queue = MeasurementQueue(self.options, self.settings)
-        self._warn = WarningLedger(lambda message: rank_zero_warn(message, category=TopologyWarning))
         self._capture: ActivationCapture | None = None
         self._run = 0  # which fit/validate call of this monitor (kept in checkpoints)
         self._validations = 0  # validation runs seen in this run

@@ -10,8 +10,9 @@ when it arrives later (``compute="async"``). Figures and files are rank zero's j
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger  # mlflow itself is imported by the logger
 
 from lightning_topo import plotting
-from lightning_topo._warnings import TopologyWarning
+from lightning_topo._warnings import TopologyWarning, WarningLedger
 from lightning_topo.dashboard import add_report
 from lightning_topo.engine import FigureRequest, LayerResult
 from lightning_topo.report import TopologyReport
@@ -165,10 +166,21 @@ class Publisher:
         figure_every: draw figures at every k-th measurement (0: never).
         save_diagrams: write each report's files under ``{log_dir}/topology``.
         betti_scale: the scale of the logged Betti numbers, marked on the Betti curves.
+        warn: ``warn(key, message)``, how a side output that failed (a figure, the files, the dashboard's summary,
+            the layout) is reported: the scalars are logged and training goes on. By default a
+            :class:`~lightning_topo.TopologyWarning` once per key (the callback passes its once-per-fit ledger).
     """
 
-    def __init__(self, prefix: str, figure_every: int, save_diagrams: bool, betti_scale: float | None = None) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        figure_every: int,
+        save_diagrams: bool,
+        betti_scale: float | None = None,
+        warn: Callable[[Hashable, str], None] | None = None,
+    ) -> None:
         self.prefix = prefix
+        self._warn = warn or WarningLedger()
         self.figure_every = figure_every
         self.save_diagrams = save_diagrams
         self.betti_scale = betti_scale
@@ -238,14 +250,29 @@ class Publisher:
         elif trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics({**scalars, "epoch": float(report.epoch or 0)}, step=step)
-        if trainer.is_global_zero:
-            self._files(trainer, report)
+        if trainer.is_global_zero:  # side outputs: one that fails is a warning, never the end of training
+            with self._guard("files", "write the report files (save_diagrams=True)"):
+                self._files(trainer, report)
             for writer in filter(None, map(_tensorboard_writer, trainer.loggers)):
-                add_report(writer, report, self.prefix, step)  # the Topology dashboard's data
-            self._layout(trainer, report)
+                with self._guard("dashboard", "write the Topology dashboard's summary to TensorBoard"):
+                    add_report(writer, report, self.prefix, step)  # the Topology dashboard's data
+            with self._guard("layout", "register the TensorBoard custom-scalars layout"):
+                self._layout(trainer, report)
             if requests is not None:
                 self._figures(trainer, report, images, requests, step)
         return scalars
+
+    @contextlib.contextmanager
+    def _guard(self, key: str, what: str) -> Iterator[None]:
+        """Run a side output; an exception becomes one warning per ``key`` (per fit, with the callback's ledger)."""
+        try:
+            yield
+        except Exception as err:
+            self._warn(
+                ("publish", key),
+                f"TopologyMonitor could not {what} ({type(err).__name__}: {err}); the scalars are logged and "
+                "training goes on.",
+            )
 
     def _record(self, report: TopologyReport, run: int, stage: str) -> dict[str, float]:
         self.last_report = report
@@ -256,9 +283,11 @@ class Publisher:
         for layer, diagrams in report.diagrams.items():
             if layer in report.copies:
                 continue
-            x_max = self.ranges.setdefault(layer, plotting.fit_range(diagrams, report.grid))
-            curves = plotting.fine_betti_curves(diagrams, x_max)
-            self.curves.setdefault(layer, []).append((int(report.epoch or 0), curves))
+            with self._guard("curves", f"keep the Betti curves of layer {layer!r} for its evolution figure"):
+                if layer not in self.ranges:  # fixed at the layer's first measurement
+                    self.ranges[layer] = plotting.fit_range(diagrams, report.grid)
+                curves = plotting.fine_betti_curves(diagrams, self.ranges[layer])
+                self.curves.setdefault(layer, []).append((int(report.epoch or 0), curves))
         return scalars
 
     def _files(self, trainer: pl.Trainer, report: TopologyReport) -> None:
@@ -288,7 +317,8 @@ class Publisher:
         sinks, _ = image_sinks(trainer.loggers)
         for tag, image in self._images(report, images, requests):
             for sink in sinks:
-                sink(tag, image, step)
+                with self._guard("send figure", f"send the figure {tag!r} to a logger"):
+                    sink(tag, image, step)
 
     def _images(
         self, report: TopologyReport, images: dict[str, dict[str, np.ndarray]], requests: dict[str, FigureRequest]
@@ -302,12 +332,17 @@ class Publisher:
             if drawn is None and layer in report.diagrams and layer in requests:
                 result = LayerResult({}, report.diagrams[layer], report.betti_curves.get(layer))
                 result.class_diagrams = report.class_diagrams.get(layer, {})
-                drawn = plotting.layer_figures(result, requests[layer], report.grid)
+                with self._guard("draw", f"draw the figures of layer {layer!r}"):
+                    drawn = plotting.layer_figures(result, requests[layer], report.grid)
             for name in ("betti_curves", "diagram", "betti_evolution", "class_betti_curves"):
                 if drawn and name in drawn:
                     yield f"{self.prefix}/{layer}/{name}", drawn[name]
-        depth = plotting.plot_depth_profile(report, title=f"Depth profile, epoch {report.epoch}", reuse=True)
-        yield f"{self.prefix}/depth_profile", plotting.figure_to_rgb(depth)
+        profile = None
+        with self._guard("depth profile", "draw the depth profile"):
+            depth = plotting.plot_depth_profile(report, title=f"Depth profile, epoch {report.epoch}", reuse=True)
+            profile = plotting.figure_to_rgb(depth)
+        if profile is not None:
+            yield f"{self.prefix}/depth_profile", profile
 
     # checkpoints ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -63,3 +63,15 @@ def test_side_outputs_that_raise_become_warnings_and_the_scalars_are_still_logge
         assert "RuntimeError: boom" in matching[0]
     assert len(recording.values("topo/hidden/betti_0")) == 2
     assert len(monitor.history) == 2
+
+
+def test_the_custom_scalars_layout_has_a_category_for_a_descriptor_the_first_layer_lacks():
+    from lightning_topo.monitor.publish import custom_scalars_layout
+    from lightning_topo.report import TopologyReport
+
+    report = TopologyReport(
+        ["fc", "conv"], {"fc": {"id_twonn": 3.0}, "conv": {"id_twonn": 4.0, "cubical_complexity": 2.0}}
+    )
+    layout = custom_scalars_layout(report, "topo")
+    assert list(layout) == ["topo: id_twonn", "topo: cubical_complexity"]
+    assert list(layout["topo: cubical_complexity"]) == ["conv"]

@@ -3,8 +3,9 @@
 Synchronous measurements split the layers across ranks (:func:`measure_shared`): each layer's rows travel from
 every rank to the one rank that owns the layer (``gather_object``, never every sample to every rank), each rank
 measures its layers with its own workers on its own device, and the small per-layer results are gathered so that
-every rank assembles the same report. ``compute="async"`` gathers every sample on rank zero (:func:`gather_samples`),
-which measures them all in the background.
+every rank assembles the same report. ``compute="async"`` gathers every rank's samples (:func:`gather_samples`, an
+``all_gather_object``: every rank receives them, small reduced samples) and rank zero measures them all in the
+background.
 """
 
 from __future__ import annotations

@@ -130,7 +130,8 @@ def custom_scalars_layout(
         >>> layout["topo: id_twonn"]["fc"]
         ['Multiline', ['^topo/fc/id_twonn$']]
     """
-    descriptors = list(report.metrics[report.layers[0]]) if report.layers else []
+    # every layer's descriptors in order of first appearance (cubical ones only exist at feature-map layers)
+    descriptors = list(dict.fromkeys(d for layer in report.layers for d in report.metrics.get(layer, {})))
     first: dict[str, list[Any]] = {}
     if report.score is not None:
         first[f"{prefix}/score"] = ["Multiline", [rf"^{prefix}/score$"]]
@@ -140,7 +141,7 @@ def custom_scalars_layout(
         layout[f"{prefix}: {d}"] = {
             layer: ["Multiline", [rf"^{prefix}/{_escape(layer)}/{d}$"]]
             for layer in report.layers
-            if d in report.metrics[layer]
+            if d in report.metrics.get(layer, {})
         }
     return layout
 

@@ -37,6 +37,7 @@ __all__ = [
     "Sample",
     "auto_ph_samples",
     "build_options",
+    "check_workers",
 ]
 
 Reduce = Literal["auto", "flatten", "mean", "project", "token_mean", "first_token", "last_token"]
@@ -78,6 +79,15 @@ def auto_ph_samples(n: int) -> int:
     if n <= AUTO_EXACT_UP_TO:
         return n
     return max(AUTO_MIN_PH_SAMPLES, (1 << 20) // n)
+
+
+def check_workers(workers: Any, minimum: int = 0) -> int | Literal["auto"]:
+    """``workers`` is ``"auto"`` or an integer >= ``minimum`` (0: the layers are measured in this process)."""
+    if isinstance(workers, str) and workers == "auto":
+        return "auto"
+    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or int(workers) < minimum:
+        raise ValueError(f"Expected `workers` to be an integer >= {minimum} or 'auto' but got {workers!r}.")
+    return int(workers)
 
 
 def check_ph_samples(value: Any) -> None:
@@ -214,8 +224,7 @@ class MonitorOptions:
         check_positive_int("every_n_validations", self.every_n_validations)
         check_positive_int("dataloader_idx", self.dataloader_idx, minimum=0)
         check_choice("compute", self.compute, get_args(Compute))
-        if self.workers != "auto":
-            check_positive_int("workers", self.workers, minimum=1 if self.compute == "async" else 0)
+        check_workers(self.workers, minimum=1 if self.compute == "async" else 0)
         if not isinstance(self.log_figures, bool):
             check_positive_int("log_figures", self.log_figures)
         if not isinstance(self.prefix, str) or not self.prefix or "/" in self.prefix:

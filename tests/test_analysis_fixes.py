@@ -204,3 +204,17 @@ def test_workers_auto_is_accepted():
     x, _ = _data()
     report = analyze(_net(), DataLoader(TensorDataset(x), batch_size=16), layers=["0"], n_samples=32, workers="auto")
     assert report.n_samples == 32
+
+
+def test_decay_leaves_layer_copies_out_of_the_profile():
+    """The output layer, a copy of the head, does not count twice: the score equals the one without it."""
+    from tests._models import TinyNet, make_data
+
+    torch.manual_seed(0)
+    model = TinyNet()
+    data = DataLoader(make_data(n=80, seed=3), batch_size=16)
+    with_copy = analyze(model, data, n_samples=64, score="decay")
+    assert with_copy.copies == {"output": "head"}
+    without = analyze(model, data, layers=["input", "encoder", "hidden", "head"], n_samples=64, score="decay")
+    assert np.isfinite(without.score)
+    assert with_copy.score == pytest.approx(without.score, rel=1e-12)

@@ -37,36 +37,44 @@ def analyze(
     workers: int | Literal["auto"] = 0,
     **options: Any,
 ) -> TopologyReport:
-    """Per-layer topology of ``model``'s representations of the first ``n_samples`` examples of ``dataloader``.
+    """Per-layer topology of ``model``'s representations of ``n_samples`` examples of ``dataloader``.
 
     The same measurement as :class:`~lightning_topo.TopologyMonitor` makes at a validation epoch, with the same
-    options and checks, for a model outside a Trainer: the model runs in eval mode under ``torch.no_grad``;
-    its mode, device and hooks are restored afterwards, also when the forward pass raises. Problems (a NaN
-    layer, a NaN score) give a :class:`~lightning_topo.TopologyWarning`.
+    options and checks, for a model outside a Trainer: the examples are the first ``n_samples`` (or, with
+    ``sample="stratified"``, equal shares per class, in the order the batches come); the model runs in eval mode
+    under ``torch.no_grad``. Afterwards, also when the forward pass raises, every module gets back its own mode,
+    the hooks are removed and, when ``device`` moved the model, every parameter and buffer goes back where it was.
+    Problems (a NaN layer, a NaN score) give a :class:`~lightning_topo.TopologyWarning`, or a ``RuntimeError``
+    with ``on_error="raise"``.
 
     Args:
         model: any ``nn.Module`` (a LightningModule included).
-        dataloader: batches, read as ``TopologyMonitor`` reads them (a tensor, ``(x, y, ...)``, a mapping or a
-            dataclass with ``input_ids``/``x``/..., ``labels``, ``attention_mask``).
+        dataloader: batches, read as ``TopologyMonitor`` reads them (a tensor, ``(x, y, ...)`` or a namedtuple, a
+            mapping or a dataclass with ``input_ids``/``x``/..., ``labels``, ``attention_mask``).
         layers: as in ``TopologyMonitor``.
         n_samples: examples measured.
         maxdim: highest homology dimension.
         score: a named score or callable, stored in ``report.score`` (with its needs added to the descriptors).
-        forward: ``f(model, batch)`` running the model; default ``model(**batch)`` for a mapping batch (the
-            entries ``forward`` takes by name, as for Hugging Face models) and ``model(input)`` otherwise, the input
-            read from the batch as the callback does (``input_fn`` chooses it).
-        device: where to run the model and the batches (the model is moved back afterwards); default the device
-            of the model's first parameter.
+        forward: ``f(model, batch)`` running the model. Default: ``model(**entries)`` for a mapping batch whose
+            entries that ``forward`` takes by name (all of them when it takes ``**kwargs``, as Hugging Face models
+            do) hold the input and cover every required parameter of ``forward``; ``model(input)`` otherwise, the
+            input read from the batch as the callback does (``input_fn`` chooses it).
+        device: where to run the model and the batches (the model is moved there and back afterwards); default:
+            the model is not moved and the batches go to the device of its first parameter.
         workers: worker processes for the layers (0: here; ``"auto"``: as ``TopologyMonitor`` chooses).
         **options: any measurement option of ``TopologyMonitor`` (``reduce``, ``descriptors``, ``normalize``,
-            ``ph_samples``, ``label_fn``, ``sample``, ``num_classes``, ``seed``, ...), validated the same way.
+            ``ph_samples``, ``label_fn``, ``sample``, ``num_classes``, ``seed``, ``on_error``, ...), validated the
+            same way.
 
     Returns:
         A :class:`~lightning_topo.TopologyReport` (``.to_dict()``, ``.diagrams``).
 
     Raises:
-        ValueError: for an invalid option (the same message as ``TopologyMonitor``) or a batch without a tensor.
+        ValueError: for an invalid option or ``workers`` (the same message as ``TopologyMonitor``), checked before
+            any batch is read, or a batch without a tensor.
         TypeError: for an unknown option name.
+        RuntimeError: with ``on_error="raise"``, for a layer that could not be measured (NaN metrics); a layer whose
+            computation failed raises its own error.
 
     Example:
         >>> from torch.utils.data import DataLoader, TensorDataset

@@ -218,3 +218,23 @@ def test_decay_leaves_layer_copies_out_of_the_profile():
     without = analyze(model, data, layers=["input", "encoder", "hidden", "head"], n_samples=64, score="decay")
     assert np.isfinite(without.score)
     assert with_copy.score == pytest.approx(without.score, rel=1e-12)
+
+
+def test_dir_of_the_package_lists_only_public_names_and_submodules():
+    import lightning_topo
+
+    listed = dir(lightning_topo)
+    assert set(lightning_topo.__all__) <= set(listed)
+    assert {"__version__", "functional", "metrics", "datasets"} <= set(listed)
+    assert not {"Any", "TYPE_CHECKING", "importlib", "annotations"} & set(listed)
+    assert all(not name.startswith("_") or name == "__version__" for name in listed)
+
+
+def test_analyze_raises_runtime_error_with_on_error_raise():
+    """A dead (constant) layer is a problem; on_error="raise" turns the warning into a RuntimeError."""
+
+    dead = nn.Sequential(nn.Linear(3, 2))
+    with torch.no_grad():
+        dead[0].weight.zero_()
+    with pytest.raises(RuntimeError, match="could not be measured"):
+        analyze(dead, _batches("tuple"), layers=["0"], n_samples=32, on_error="raise")

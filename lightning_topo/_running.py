@@ -99,6 +99,10 @@ def running(model: nn.Module, device: torch.device | str | None) -> Iterator[tor
 
 
 def _restore_places(model: nn.Module, places: Mapping[str, torch.device]) -> None:
+    homes = set(places.values())
+    if len(homes) == 1:  # the common case: one device, moved back as torch moves modules
+        model.to(homes.pop())
+        return
     for name, param in model.named_parameters():
         place = places.get(name)
         if place is not None and param.device != place:

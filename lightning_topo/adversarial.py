@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from lightning_topo._running import default_forward, map_tensors, running
 from lightning_topo.analysis import analyze
 from lightning_topo.capture import BatchReader, LayerSpec, SampleSelector, find_tensor, resolve_layers
-from lightning_topo.options import build_options, check_option_names
+from lightning_topo.options import build_options, check_option_names, check_workers
 from lightning_topo.report import TopologyReport
 
 __all__ = ["AdversarialResult", "adversarial_geometry", "fgsm", "macro_f1"]
@@ -61,7 +62,7 @@ def adversarial_geometry(
     forward: ForwardFn | None = None,
     device: torch.device | str | None = None,
     clamp: tuple[float, float] | None = None,
-    workers: int = 0,
+    workers: int | Literal["auto"] = 0,
     **options: Any,
 ) -> list[AdversarialResult]:
     """Per-layer topology of FGSM adversarial examples, one measurement per attack strength.
@@ -75,22 +76,27 @@ def adversarial_geometry(
 
     then clamped to ``clamp`` when given. The gradient is taken once per example, so every ``epsilon`` moves
     along the same direction; ``epsilon = 0`` keeps the clean inputs (its report equals ``analyze``'s). The
-    perturbed examples go through ``analyze`` with the same options: one pipeline, the same descriptors. The
-    model's mode, device, ``requires_grad`` flags and hooks are restored afterwards, also when something raises.
+    perturbed examples go through ``analyze`` with the same options: one pipeline, the same descriptors. Every
+    module's mode, the device of every parameter and buffer (when ``device`` moves the model), the ``requires_grad``
+    flags and the hooks are restored afterwards, also when something raises.
 
     Args:
         model: a classifier: its output (or the first tensor of it) holds one logit per class.
-        dataloader: batches; the first tensor of a batch is the input (floating point), the labels are
-            ``batch[1]`` or ``label_fn(batch)``.
+        dataloader: batches, read as ``analyze`` reads them: the input (floating point) is the first tensor of a
+            tuple, a mapping's or dataclass's ``x``/``input``/... entry, or ``input_fn(batch)`` (which must return
+            the batch's own tensor, so that the attack can replace it); the labels are ``batch[1]``, a ``labels``
+            entry or ``label_fn(batch)``.
         epsilons: one attack strength or several (each >= 0, in input units), in the order of the results.
         layers: as in ``analyze`` and ``TopologyMonitor``.
         target: the class a targeted attack pushes towards (``None``: untargeted).
         n_samples: examples attacked and measured.
         loss_fn: ``loss(logits, labels) -> scalar`` whose input gradient is followed (default cross-entropy).
-        forward: ``f(model, batch) -> logits`` (default ``model(first tensor of batch)``); also used by ``analyze``.
-        device: where the model and the examples run (default the device of the model's first parameter).
+        forward: ``f(model, batch) -> logits`` (default as in ``analyze``: ``model(**batch)`` for a mapping batch
+            whose entries cover ``forward``'s parameters, ``model(input)`` otherwise); also used by ``analyze``.
+        device: where the model and the examples run, the model moved back afterwards (default: the model is not
+            moved and the examples go to the device of its first parameter).
         clamp: ``(low, high)`` bounds of valid inputs, e.g. ``(0.0, 1.0)`` for images in ``[0, 1]``.
-        workers: worker processes for the layers of each measurement (0: here).
+        workers: worker processes for the layers of each measurement (0: here; ``"auto"`` as in ``analyze``).
         **options: any measurement option of ``analyze`` (``maxdim``, ``descriptors``, ``label_fn``,
             ``sample``, ``num_classes``, ``score``, ...), validated the same way.
 
@@ -99,7 +105,8 @@ def adversarial_geometry(
 
     Raises:
         ValueError: for a negative or non-finite epsilon, a target outside the model's classes, a bad ``clamp``,
-            batches without labels or with integer inputs, or an invalid option (the message of ``analyze``).
+            batches without labels or with integer inputs, an ``input_fn`` returning a tensor that is not one of the
+            batch's own, or an invalid option (the message of ``analyze``).
         TypeError: for an unknown option name.
 
     References:
@@ -119,66 +126,63 @@ def adversarial_geometry(
     """
     eps_list = _check_epsilons(epsilons)
     check_option_names(list(options), "adversarial_geometry()")
+    check_workers(workers)
     opts = build_options(n_samples=n_samples, **options)
     if target is not None and (isinstance(target, bool) or not isinstance(target, int) or target < 0):
         raise ValueError(f"Expected `target` to be None or a class index >= 0 but got {target!r}.")
     low, high = _check_clamp(clamp)
     resolve_layers(model, layers)  # an unknown layer fails now, not after the attack
     loss = loss_fn if loss_fn is not None else nn.functional.cross_entropy
-    param = next(model.parameters(), None)
-    home = param.device if param is not None else torch.device("cpu")
-    where = torch.device(device) if device is not None else home
-    was_training = model.training
     flags = [p.requires_grad for p in model.parameters()]
-    try:
-        model.to(where).eval()
-        for p in model.parameters():
-            p.requires_grad_(False)  # only the input gradient is needed
-        reader = BatchReader(opts)
-        batches, labels = _select(dataloader, opts.n_samples, SampleSelector(opts, opts.n_samples), reader, where)
-        signs, clean_logits = [], []
-        for batch, y in zip(batches, labels, strict=True):
-            sign, clean = _gradient_sign(model, batch, y, target, loss, forward, reader)
-            signs.append(sign)
-            clean_logits.append(clean)
-        truth = torch.cat(labels).cpu()
-        results = []
-        for eps in eps_list:
-            if eps == 0:
-                adversarial, logits = batches, clean_logits
-            else:
-                adversarial = [
-                    reader.replace_input(b, _step(reader.inputs(b), s, eps, target, low, high))  # type: ignore[arg-type]
-                    for b, s in zip(batches, signs, strict=True)
-                ]
-                with torch.no_grad():
-                    logits = [_logits(model, b, forward, reader) for b in adversarial]
-            predictions = torch.cat([z.argmax(dim=1) for z in logits]).cpu()
-            report = analyze(
-                model,
-                adversarial,
-                layers,
-                n_samples=n_samples,
-                forward=forward,
-                device=where,
-                workers=workers,
-                **options,
-            )
-            results.append(
-                AdversarialResult(
-                    epsilon=eps,
-                    accuracy=float((predictions == truth).double().mean()),
-                    macro_f1=macro_f1(predictions, truth),
-                    report=report,
-                    predictions=predictions,
-                    target_rate=None if target is None else float((predictions == target).double().mean()),
+    with running(model, device) as where:
+        try:
+            for p in model.parameters():
+                p.requires_grad_(False)  # only the input gradient is needed
+            reader = BatchReader(opts)
+            selector = SampleSelector(opts, opts.n_samples)
+            batches, labels = _select(dataloader, opts.n_samples, selector, reader, where)
+            signs, clean_logits = [], []
+            for batch, y in zip(batches, labels, strict=True):
+                sign, clean = _gradient_sign(model, batch, y, target, loss, forward, reader)
+                signs.append(sign)
+                clean_logits.append(clean)
+            truth = torch.cat(labels).cpu()
+            results = []
+            for eps in eps_list:
+                if eps == 0:
+                    adversarial, logits = batches, clean_logits
+                else:
+                    adversarial = [
+                        _replace_input(reader, b, _step(_inputs(reader, b), s, eps, target, low, high))
+                        for b, s in zip(batches, signs, strict=True)
+                    ]
+                    with torch.no_grad():
+                        logits = [_logits(model, b, forward, reader) for b in adversarial]
+                predictions = torch.cat([z.argmax(dim=1) for z in logits]).cpu()
+                report = analyze(
+                    model,
+                    adversarial,
+                    layers,
+                    n_samples=n_samples,
+                    forward=forward,
+                    device=device,
+                    workers=workers,
+                    **options,
                 )
-            )
-        return results
-    finally:
-        for p, flag in zip(model.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
-        model.to(home).train(was_training)
+                results.append(
+                    AdversarialResult(
+                        epsilon=eps,
+                        accuracy=float((predictions == truth).double().mean()),
+                        macro_f1=macro_f1(predictions, truth),
+                        report=report,
+                        predictions=predictions,
+                        target_rate=None if target is None else float((predictions == target).double().mean()),
+                    )
+                )
+            return results
+        finally:
+            for p, flag in zip(model.parameters(), flags, strict=True):
+                p.requires_grad_(flag)
 
 
 def fgsm(
@@ -303,14 +307,37 @@ def _check_clamp(clamp: tuple[float, float] | None) -> tuple[float | None, float
     return low, high
 
 
-def _map_tensors(batch: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return fn(batch)
-    if isinstance(batch, Mapping):
-        return {k: _map_tensors(v, fn) for k, v in batch.items()}
-    if isinstance(batch, list | tuple):
-        return type(batch)(_map_tensors(v, fn) for v in batch)
-    return batch
+def _inputs(reader: BatchReader, batch: Any) -> torch.Tensor:
+    inputs = reader.inputs(batch)
+    if inputs is None or not inputs.is_floating_point():
+        raise ValueError(
+            f"Expected floating-point inputs for a gradient attack but got "
+            f"{'no input' if inputs is None else inputs.dtype}. Pass `input_fn` to say where the input is."
+        )
+    return inputs
+
+
+def _replace_input(reader: BatchReader, batch: Any, new: torch.Tensor) -> Any:
+    """``batch`` with every tensor that *is* its input (as ``input_fn`` or the default reading finds it) replaced
+    by ``new``, the structure kept."""
+    old = _inputs(reader, batch)
+    found = False
+
+    def swap(t: torch.Tensor) -> torch.Tensor:
+        nonlocal found
+        if t is old:
+            found = True
+            return new
+        return t
+
+    replaced = map_tensors(batch, swap)
+    if not found:
+        raise ValueError(
+            f"Expected the input to be one of the tensors of the batch (a {type(batch).__name__}: a mapping, "
+            "sequence, namedtuple or dataclass of tensors) but found none that is the tensor `input_fn` returned. "
+            "Return the batch's own tensor from `input_fn` (e.g. `batch['pixels']`, not a copy computed from it)."
+        )
+    return replaced
 
 
 def _select(
@@ -319,7 +346,7 @@ def _select(
     """The examples ``analyze`` would measure: the selected rows of each batch, with their labels, on ``device``."""
     batches, labels = [], []
     for raw in dataloader:
-        batch = _map_tensors(raw, lambda t: t.to(device))
+        batch = map_tensors(raw, lambda t: t.to(device))
         inputs = reader.inputs(batch)
         if inputs is None:
             raise ValueError("Expected every batch to hold the model input (a tensor); pass `input_fn`.")
@@ -338,7 +365,7 @@ def _select(
         keep = selector.rows(size, y).to(device)
         if len(keep) == 0:
             continue
-        batches.append(_map_tensors(batch, functools.partial(_rows, keep=keep, size=size)))
+        batches.append(map_tensors(batch, functools.partial(_rows, keep=keep, size=size)))
         labels.append(y.to(device)[keep].long())
         if selector.n_kept >= quota:
             break
@@ -352,7 +379,7 @@ def _rows(t: torch.Tensor, keep: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _logits(model: nn.Module, batch: Any, forward: ForwardFn | None, reader: BatchReader) -> torch.Tensor:
-    out = model(reader.inputs(batch)) if forward is None else forward(model, batch)
+    out = default_forward(model, batch, _inputs(reader, batch)) if forward is None else forward(model, batch)
     logits = find_tensor(out)
     if logits is None or logits.ndim != 2:
         raise ValueError(
@@ -372,12 +399,9 @@ def _gradient_sign(
     reader: BatchReader,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``sign(grad_x loss(f(x), y or target))`` and the clean logits (detached)."""
-    inputs = reader.inputs(batch)
-    if inputs is None or not inputs.is_floating_point():
-        raise ValueError("Expected floating-point inputs for a gradient attack.")
-    x = inputs.detach().clone().requires_grad_(True)
+    x = _inputs(reader, batch).detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        logits = _logits(model, reader.replace_input(batch, x), forward, reader)
+        logits = _logits(model, _replace_input(reader, batch, x), forward, reader)
         goal = labels if target is None else torch.full_like(labels, target)
         if target is not None and target >= logits.shape[1]:
             raise ValueError(f"Expected `target` to be a class index in [0, {logits.shape[1]}) but got {target}.")

@@ -8,8 +8,6 @@ import sys
 import time
 from collections.abc import Sequence
 
-log = logging.getLogger("lightning_topo")
-
 DESCRIPTION = (
     "Watch the topology of a network's layer representations while it trains (PyTorch Lightning). "
     "`lightning-topo COMMAND --help` describes a command."
@@ -48,6 +46,17 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """An argparse ``type``: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"Expected a whole number >= 1 but got {text!r}.")
+    return value
+
+
 class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
     """Shows an option's default unless it is ``None``/``False`` (its help then says what happens)."""
 
@@ -73,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     demo.add_argument("--logdir", default="lightning_topo_demo", help="where the TensorBoard logs go")
-    demo.add_argument("--epochs", type=int, default=10, help="training epochs")
+    demo.add_argument("--epochs", type=_positive_int, default=10, help="training epochs (>= 1)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_demo)
     report = sub.add_parser(

@@ -1,9 +1,12 @@
 """Download-free example data: point clouds of known topology and scikit-learn's bundled digits.
 
-Every sampler takes a ``generator`` (never the global seed) and returns a ``(n, ambient_dim)`` tensor. With
+Every sampler takes a ``generator``: pass a seeded one for reproducible data (with ``generator=None`` PyTorch's
+global generator draws). It returns an ``(n, ambient_dim)`` tensor (:func:`circles`: ``(k n, ambient_dim)``, ``n``
+points per circle). With
 ``ambient_dim`` larger than the manifold's own coordinates, the cloud is rotated by a random orthogonal
 matrix into the larger space, so that no coordinate axis is special. The two-class samplers
-(:func:`entangled_rings`, :func:`linked_tori`) return ``(points, labels)``: classes that are entangled, so that
+(:func:`entangled_rings`, :func:`linked_tori`) return ``(points, labels)``, ``2 n`` rows (``n`` per class): classes
+that are entangled, so that
 no network separates them without changing their topology (Naitzat et al.'s data sets D-II).
 """
 

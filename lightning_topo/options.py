@@ -37,6 +37,7 @@ __all__ = [
     "Sample",
     "auto_ph_samples",
     "build_options",
+    "check_workers",
 ]
 
 Reduce = Literal["auto", "flatten", "mean", "project", "token_mean", "first_token", "last_token"]
@@ -78,6 +79,33 @@ def auto_ph_samples(n: int) -> int:
     if n <= AUTO_EXACT_UP_TO:
         return n
     return max(AUTO_MIN_PH_SAMPLES, (1 << 20) // n)
+
+
+def check_workers(workers: Any, minimum: int = 0) -> int | Literal["auto"]:
+    """``workers`` is ``"auto"`` or an integer >= ``minimum`` (0: the layers are measured in this process)."""
+    if isinstance(workers, str) and workers == "auto":
+        return "auto"
+    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or int(workers) < minimum:
+        raise ValueError(f"Expected `workers` to be an integer >= {minimum} or 'auto' but got {workers!r}.")
+    return int(workers)
+
+
+def check_n_threads(n_threads: Any) -> int:
+    """``n_threads`` is -1 (every core) or an integer >= 1."""
+    if (
+        isinstance(n_threads, bool)
+        or not isinstance(n_threads, int | np.integer)
+        or not (n_threads == -1 or n_threads >= 1)
+    ):
+        raise ValueError(f"Expected `n_threads` to be -1 (every core) or an integer >= 1 but got {n_threads!r}.")
+    return int(n_threads)
+
+
+def _real(name: str, value: Any) -> float:
+    """A real number option (int or float, not bool), as a float; its range is checked by :class:`MeasureOptions`."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"Expected `{name}` to be a number but got {value!r}.")
+    return float(value)
 
 
 def check_ph_samples(value: Any) -> None:
@@ -137,6 +165,8 @@ class MeasureOptions:
             raise ValueError(
                 "Expected backend='giotto' with `ph_sparse` (the sparse Rips filtration runs in giotto-ph)."
             )
+        check_n_threads(self.n_threads)
+        check_positive_int("seed", self.seed, minimum=0)
         if not self.betti_scale >= 0:
             raise ValueError(f"Expected `betti_scale` to be >= 0 but got {self.betti_scale!r}.")
         check_fraction("long_fraction", self.long_fraction)
@@ -214,8 +244,7 @@ class MonitorOptions:
         check_positive_int("every_n_validations", self.every_n_validations)
         check_positive_int("dataloader_idx", self.dataloader_idx, minimum=0)
         check_choice("compute", self.compute, get_args(Compute))
-        if self.workers != "auto":
-            check_positive_int("workers", self.workers, minimum=1 if self.compute == "async" else 0)
+        check_workers(self.workers, minimum=1 if self.compute == "async" else 0)
         if not isinstance(self.log_figures, bool):
             check_positive_int("log_figures", self.log_figures)
         if not isinstance(self.prefix, str) or not self.prefix or "/" in self.prefix:
@@ -229,6 +258,7 @@ class MonitorOptions:
 
 def resolve_score(score: ScoreSpec, score_mode: Mode = "min") -> Score | None:
     """A named score from :data:`~lightning_topo.scores.SCORES`, a callable with its ``score_mode``, or ``None``."""
+    mode = check_choice("score_mode", score_mode, get_args(Mode))
     if score is None:
         return None
     if isinstance(score, str):
@@ -240,7 +270,6 @@ def resolve_score(score: ScoreSpec, score_mode: Mode = "min") -> Score | None:
             )
         return SCORES[score]
     if callable(score):
-        mode = check_choice("score_mode", score_mode, get_args(Mode))
         return Score(getattr(score, "__name__", "custom"), score, mode)
     raise ValueError(f"Expected `score` to be one of {sorted(SCORES)}, a callable or None but got {score!r}.")
 
@@ -287,6 +316,10 @@ def build_options(
     resolved = resolve_score(score, score_mode)
     if isinstance(descriptors, str):
         raise ValueError(f"Expected `descriptors` to be a list of names but got the string {descriptors!r}.")
+    try:
+        descriptors = tuple(descriptors)  # an iterator is read once
+    except TypeError as err:
+        raise ValueError(f"Expected `descriptors` to be a list of names but got {descriptors!r}.") from err
     needed = [] if resolved is None else [n for n in resolved.needs if n not in descriptors]
     score_class_needs = () if resolved is None else resolved.class_needs
     if not isinstance(per_class, bool):
@@ -321,18 +354,18 @@ def build_options(
         normalize=normalize,
         ph_samples=ph_samples,
         ph_sparse=ph_sparse,
-        betti_scale=float(betti_scale),
-        long_fraction=float(long_fraction),
-        n_threads=int(n_threads),
-        seed=int(seed),
-        max_scale=None if max_scale is None else float(max_scale),
+        betti_scale=_real("betti_scale", betti_scale),
+        long_fraction=_real("long_fraction", long_fraction),
+        n_threads=check_n_threads(n_threads),
+        seed=check_positive_int("seed", seed, minimum=0),
+        max_scale=None if max_scale is None else _real("max_scale", max_scale),
         backend=backend,
         # per class: every descriptor (per_class=True), or what the score reads per class, H0 only
         class_descriptors=tuple(dict.fromkeys([*descriptors, *needed])) if per_class else score_class_needs,
         class_maxdim=check_maxdim(maxdim) if per_class else 0,
         per_class=bool(per_class),
         per_class_max=check_positive_int("per_class_max", per_class_max, minimum=3),
-        cubical_threshold=float(cubical_threshold),
+        cubical_threshold=_real("cubical_threshold", cubical_threshold),
     )
     return Options(
         measure=measure,

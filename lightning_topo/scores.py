@@ -102,13 +102,16 @@ def lifespan_sum(report: TopologyReport) -> float:
 def decay(report: TopologyReport) -> float:
     """Suresh et al.'s topological-complexity decay of the *point-cloud* profile (needs at least 4 layers).
 
-    The profile is each monitored layer's total persistence summed over homology dimensions: a Vietoris-Rips
-    analogue, **not** Suresh et al.'s own quantity (cubical Betti numbers of each image's feature maps; that is
-    ``"decay_cubical"``). The score is :func:`~lightning_topo.functional.topological_complexity_decay` of the
-    profile. Lower (faster decay) was reported to predict higher fine-tuning accuracy. Lower is better.
+    The profile is each monitored layer's total persistence summed over homology dimensions, in depth order, copies
+    left out (a layer whose sample equals an earlier one's, as the output of a model ending in its head): a
+    Vietoris-Rips analogue, **not** Suresh et al.'s own quantity (cubical Betti numbers of each image's feature
+    maps; that is ``"decay_cubical"``). The score is
+    :func:`~lightning_topo.functional.topological_complexity_decay` of the profile. Lower (faster decay) was
+    reported to predict higher fine-tuning accuracy. Lower is better.
     """
     keys = [k for k in report.metrics[report.layers[0]] if k.startswith("total_persistence_")]
-    profile = np.array([sum(report.metrics[layer][k] for k in keys) for layer in report.layers])
+    layers = [layer for layer in report.layers if layer not in report.copies]
+    profile = np.array([sum(report.metrics[layer][k] for k in keys) for layer in layers])
     if len(profile) < 4 or not np.isfinite(profile).all() or not profile.any():
         return math.nan
     return topological_complexity_decay(profile)

@@ -12,7 +12,7 @@ from lightning_topo.capture import reduce_samples
 from lightning_topo.functional._checks import check_positive_int
 
 
-class _PointCloudMetric(Metric):
+class PointCloudMetric(Metric):
     """Accumulates ``(B, ...)`` batches as ``(B, F)`` points; ``points()`` returns them, capped at ``max_points``."""
 
     is_differentiable = False

@@ -8,12 +8,12 @@ import torch
 
 from lightning_topo.functional import intrinsic_dimension
 from lightning_topo.functional._checks import check_choice
-from lightning_topo.metrics._base import _PointCloudMetric
+from lightning_topo.metrics._base import PointCloudMetric
 
 __all__ = ["IntrinsicDimension"]
 
 
-class IntrinsicDimension(_PointCloudMetric):
+class IntrinsicDimension(PointCloudMetric):
     """Intrinsic dimension of every representation passed to ``update``, computed on ``compute``.
 
     Delegates to :func:`lightning_topo.functional.intrinsic_dimension` on the concatenated batches (gathered

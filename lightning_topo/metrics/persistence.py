@@ -9,13 +9,13 @@ import torch
 
 from lightning_topo.engine import LayerSample, measure_layer
 from lightning_topo.functional.registry import DEFAULT_DESCRIPTORS
-from lightning_topo.metrics._base import _PointCloudMetric
+from lightning_topo.metrics._base import PointCloudMetric
 from lightning_topo.options import Normalize, build_options
 
 __all__ = ["PersistenceDescriptors"]
 
 
-class PersistenceDescriptors(_PointCloudMetric):
+class PersistenceDescriptors(PointCloudMetric):
     """Betti numbers, total persistence, entropy and intrinsic dimension of the representations seen.
 
     ``update(x)`` stores a batch ``(B, ...)`` (flattened per example); ``compute()`` concatenates every batch

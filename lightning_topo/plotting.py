@@ -715,6 +715,7 @@ def layer_figures(result: LayerResult, request: FigureRequest, grid: np.ndarray)
         history=request.history,
         mark=request.mark,
         class_diagrams=result.class_diagrams,
+        steps=request.steps,
     )
     return {name: figure_to_rgb(fig) for name, fig in figures.items()}
 

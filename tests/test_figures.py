@@ -241,6 +241,28 @@ def test_several_measurements_in_an_epoch_each_get_their_own_row_labelled_by_ste
     assert np.asarray(without.axes[0].get_images()[0].get_array()).shape == (3, 3)
 
 
+def test_the_callbacks_heat_map_rows_within_an_epoch_are_labelled_by_their_steps(tmp_path, monkeypatch):
+    """The callback hands the heat map every measurement's step: with ``val_check_interval`` the rows of one epoch
+    were labelled by the same epoch; the steps are kept in the checkpoint."""
+    drawn: list[tuple[list[int], list[int] | None]] = []
+    original = plotting.plot_betti_evolution
+
+    def record(epochs, curves, xs, title, steps=None, **kwargs):
+        drawn.append((list(epochs), None if steps is None else list(steps)))
+        return original(epochs, curves, xs, title, steps=steps, **kwargs)
+
+    monkeypatch.setattr(plotting, "plot_betti_evolution", record)
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    monitor = TopologyMonitor(layers=["hidden"], n_samples=32, workers=0)
+    trainer(max_epochs=2, val_check_interval=0.5, logger=logger, callbacks=[monitor]).fit(TinyNet())
+    assert drawn[-1] == ([0, 0, 1, 1], [2, 5, 8, 11])  # the steps the scalars are logged at
+    state = monitor.state_dict()
+    assert state["plotted_steps"] == {"hidden": [2, 5, 8, 11]}
+    restored = TopologyMonitor(layers=["hidden"], n_samples=32)
+    restored.load_state_dict(state)
+    assert restored.state_dict()["plotted_steps"] == {"hidden": [2, 5, 8, 11]}
+
+
 def test_a_dollar_in_a_name_is_shown_as_written_not_parsed_as_mathtext():
     name = "$\\frac$ layer"
     report = TopologyReport([name, "b"], {name: {"id_twonn": 1.0}, "b": {"id_twonn": 2.0}}, epoch=0)

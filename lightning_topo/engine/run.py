@@ -48,8 +48,9 @@ class FigureRequest:
     ``draw`` is a module-level function (picklable by reference), e.g. :func:`lightning_topo.plotting.layer_figures`;
     the engine never imports plotting itself. The other fields are what ``draw`` reads besides the layer's result:
     ``history`` (earlier ``(epoch, Betti curves)`` of the layer, on its plotted range), ``x_max`` (the layer's
-    plotted scale range, ``None`` until its first measurement fixes it) and ``mark`` (a scale to mark: the logged
-    ``betti_scale``).
+    plotted scale range, ``None`` until its first measurement fixes it), ``mark`` (a scale to mark: the logged
+    ``betti_scale``) and ``steps`` (the step of each ``history`` entry and of this measurement, labelling the
+    heat map's rows when an epoch holds several measurements; ``None`` when unknown).
     """
 
     title: str
@@ -58,6 +59,7 @@ class FigureRequest:
     history: list[tuple[int, np.ndarray]] = field(default_factory=list)
     x_max: float | None = None
     mark: float | None = None
+    steps: list[int] | None = None
 
 
 def run_layer(

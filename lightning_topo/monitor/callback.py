@@ -419,7 +419,9 @@ class TopologyMonitor(Callback):
         return samples
 
     def _requests(self, trainer: pl.Trainer) -> Callable[[list[str]], Any]:
-        return lambda layers: self._publisher.figure_requests(trainer, layers, trainer.current_epoch)
+        return lambda layers: self._publisher.figure_requests(
+            trainer, layers, trainer.current_epoch, logger_step(trainer)
+        )
 
     def _submit(self, trainer: pl.Trainer) -> None:
         """Hand this validation run's sample to the measurement queue (on rank zero, the ranks' samples gathered)."""

@@ -189,13 +189,14 @@ class Publisher:
         self.last_report: TopologyReport | None = None
         self.ranges: dict[str, float] = {}
         self.curves: dict[str, list[tuple[int, np.ndarray]]] = {}
+        self.curve_steps: dict[str, list[int]] = {}  # the step of each kept curve (heat-map rows within an epoch)
         self._n_measured = 0
         self._layout_registered = False
         self._warned_images = False
 
     # figures ----------------------------------------------------------------------------------------------
     def figure_requests(
-        self, trainer: pl.Trainer, layers: Sequence[str], epoch: int
+        self, trainer: pl.Trainer, layers: Sequence[str], epoch: int, step: int | None = None
     ) -> dict[str, FigureRequest] | None:
         """Whether this measurement gets figures (every ``figure_every``-th, rank zero, a logger that shows them)
         and, if so, what each layer's worker should draw."""
@@ -211,9 +212,17 @@ class Publisher:
                 [*self.curves.get(layer, [])],
                 x_max=self.ranges.get(layer),
                 mark=self.betti_scale,
+                steps=self._steps(layer, step),
             )
             for layer in layers
         }
+
+    def _steps(self, layer: str, step: int | None) -> list[int] | None:
+        """The steps of the layer's kept curves and of this measurement, when every one is known."""
+        steps = self.curve_steps.get(layer, [])
+        if step is None or len(steps) != len(self.curves.get(layer, [])):
+            return None
+        return [*steps, step]
 
     def _draw_now(self, trainer: pl.Trainer) -> bool:
         if not self.figure_every or not trainer.is_global_zero or self._n_measured % self.figure_every:
@@ -289,6 +298,8 @@ class Publisher:
                     self.ranges[layer] = plotting.fit_range(diagrams, report.grid)
                 curves = plotting.fine_betti_curves(diagrams, self.ranges[layer])
                 self.curves.setdefault(layer, []).append((int(report.epoch or 0), curves))
+                if report.step is not None:
+                    self.curve_steps.setdefault(layer, []).append(int(report.step))
         return scalars
 
     def _files(self, trainer: pl.Trainer, report: TopologyReport) -> None:
@@ -348,7 +359,12 @@ class Publisher:
     # checkpoints ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         curves = {layer: [(e, c.tolist()) for e, c in items] for layer, items in self.curves.items()}
-        return {"history": list(self.history), "plot_ranges": dict(self.ranges), "plotted_betti_curves": curves}
+        return {
+            "history": list(self.history),
+            "plot_ranges": dict(self.ranges),
+            "plotted_betti_curves": curves,
+            "plotted_steps": {layer: list(steps) for layer, steps in self.curve_steps.items()},
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = list(state.get("history", []))
@@ -361,3 +377,5 @@ class Publisher:
             for layer, items in curves.items()
             if layer in self.ranges
         }
+        steps = state.get("plotted_steps", {})
+        self.curve_steps = {layer: [int(t) for t in steps[layer]] for layer in self.curves if layer in steps}

@@ -37,6 +37,7 @@ __all__ = [
     "BatchReader",
     "LayerSpec",
     "SampleSelector",
+    "channels_first_1d",
     "default_layers",
     "find_tensor",
     "get_layer_names",
@@ -69,8 +70,47 @@ CHANNELS_FIRST_1D: tuple[type[nn.Module], ...] = (
     nn.AdaptiveMaxPool1d,
     nn.LPPool1d,
 )
+# modules that keep their input's layout (element-wise): a Sequential ending in them has the layout of what precedes
+_ELEMENTWISE: tuple[type[nn.Module], ...] = (
+    *_IDENTITY,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Softplus,
+)
 _MAX_DEFAULT_LAYERS = 12
 _COMPILED = "_orig_mod"
+
+
+def channels_first_1d(module: nn.Module) -> bool:
+    """Whether ``module``'s 3-D output is ``(B, C, L)``: a :data:`CHANNELS_FIRST_1D` module, or an ``nn.Sequential``
+    whose last module other than an element-wise activation, dropout or identity is one (``Sequential(Conv1d,
+    BatchNorm1d, ReLU)``).
+
+    Example:
+        >>> channels_first_1d(nn.Sequential(nn.Conv1d(3, 8, 3), nn.BatchNorm1d(8), nn.ReLU()))
+        True
+        >>> channels_first_1d(nn.Sequential(nn.Linear(3, 8), nn.ReLU()))
+        False
+    """
+    while isinstance(module, nn.Sequential):
+        layout = [m for m in module if not isinstance(m, _ELEMENTWISE)]
+        if not layout:
+            return False
+        module = layout[-1]
+    return isinstance(module, CHANNELS_FIRST_1D)
 
 
 # layer names ---------------------------------------------------------------------------------------------------
@@ -563,7 +603,7 @@ class ActivationCapture:
             if name == INPUT:
                 continue
             module = self.model if name == OUTPUT else modules[name]
-            self._handles.append(module.register_forward_hook(self._make_hook(alias)))
+            self._handles.append(module.register_forward_hook(self._make_hook(alias, channels_first_1d(module))))
 
     def detach(self) -> None:
         """Remove every hook (idempotent) and leave eager mode."""
@@ -581,7 +621,7 @@ class ActivationCapture:
         with contextlib.suppress(Exception):
             self.detach()
 
-    def _make_hook(self, alias: str) -> Callable[[nn.Module, Any, Any], None]:
+    def _make_hook(self, alias: str, channels_first: bool) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             if self._keep is None:
                 return  # not a monitored batch
@@ -593,7 +633,7 @@ class ActivationCapture:
                     f"its {self.options.call} call (`call='first'` or `call='last'` chooses).",
                 )
             if calls == 1 or self.options.call == "last":
-                self._store(alias, output, isinstance(module, CHANNELS_FIRST_1D))
+                self._store(alias, output, channels_first)
 
         return hook
 

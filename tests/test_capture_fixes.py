@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_topo.capture import ActivationCapture, reduce_samples
+from lightning_topo.capture import ActivationCapture, channels_first_1d, reduce_samples
 from lightning_topo.options import build_options
 
 
@@ -103,6 +103,21 @@ def test_a_conv1d_output_with_as_many_channels_as_examples_is_captured_not_an_er
         expected = torch.cat([model.conv(x).mean(dim=2), model.conv(x + 1.0).mean(dim=2)])
     assert samples["conv"].points is not None
     torch.testing.assert_close(samples["conv"].points, expected)
+
+
+def test_a_sequential_conv1d_block_is_averaged_over_its_length_like_the_conv1d_itself():
+    """``Sequential(Conv1d, BatchNorm1d, ReLU)`` outputs ``(B, C, L)``: averaged over L, not over its channels."""
+    block = nn.Sequential(nn.Conv1d(3, 6, 3), nn.BatchNorm1d(6), nn.ReLU(), nn.Dropout(0.1))
+    model = nn.Sequential(block, nn.Flatten(), nn.Linear(6 * 18, 2)).eval()
+    x = torch.randn(16, 3, 20, generator=torch.Generator().manual_seed(1))
+    capture = ActivationCapture(model, {"0": "block"}, build_options(n_samples=16), quota=16)
+    _run(capture, model, [x])
+    samples = capture.finish()
+    assert samples["block"].points is not None
+    with torch.no_grad():
+        torch.testing.assert_close(samples["block"].points, block(x).mean(dim=2))
+    assert not channels_first_1d(nn.Sequential(nn.Conv1d(3, 6, 3), nn.Flatten()))
+    assert not channels_first_1d(nn.Sequential(nn.ReLU()))
 
 
 def test_an_ambiguous_default_sequence_layer_is_left_out_with_a_note_and_a_named_one_still_raises():

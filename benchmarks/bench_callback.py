@@ -224,7 +224,7 @@ def bench_memory() -> None:
     print("\nA whole validation set of flattened activations would be 20,000 x 65,536 x 4 B = 5,000 MiB.\n")
 
 
-def _layers(n_layers: int, n: int, seed: int = 0) -> Samples:
+def curved_layers(n_layers: int, n: int, seed: int = 0) -> Samples:
     """Representation-like clouds: class clusters on low-dimensional curved pieces, widths 32 to 512."""
     gen = torch.Generator().manual_seed(seed)
     out: Samples = {}
@@ -265,7 +265,7 @@ def bench_naive(repeats: int) -> None:
 
     from lightning_topo.functional import betti_curve
 
-    samples = _layers(8, 512)
+    samples = curved_layers(8, 512)
     # the same layers with their rows sorted by class, as the sample of a class-sorted validation set (ImageFolder)
     by_class = torch.argsort(torch.arange(512) % 10, stable=True)
     sorted_samples = {a: LayerSample(s.points[by_class]) for a, s in samples.items()}
@@ -358,7 +358,7 @@ def _serial_shares(samples: Samples, rounds: int = 5) -> tuple[float, float, flo
 
 def bench_async(repeats: int) -> None:
     """The epoch end waits for the whole measurement in sync mode; in async mode only for starting it."""
-    samples = _layers(8, 512, seed=1)
+    samples = curved_layers(8, 512, seed=1)
     options = build_options(n_samples=512).measure
     blocked: dict[str, list[float]] = {"sync": [], "async": []}
     for mode in ("sync", "async"):
@@ -402,20 +402,20 @@ def bench_cost_curve(plot_path: str) -> None:
     print("|---|---|---|---|")
     for n in (256, 512, 1024, 2048, 4096, 8192):
         if n <= 4096:
-            point("n_samples (1 layer, width 64)", "exact", n, _layers(1, n))
+            point("n_samples (1 layer, width 64)", "exact", n, curved_layers(1, n))
         if n >= 1024:
-            point("n_samples (1 layer, width 64)", 'ph_samples="auto"', n, _layers(1, n), ph_samples="auto")
+            point("n_samples (1 layer, width 64)", 'ph_samples="auto"', n, curved_layers(1, n), ph_samples="auto")
     for n_layers in (1, 2, 4, 8, 16, 32):
-        point("layers", "512 examples, exact", n_layers, _layers(n_layers, 512))
+        point("layers", "512 examples, exact", n_layers, curved_layers(n_layers, 512))
     for n_layers in (1, 2, 4, 8, 16, 32):
-        point("layers", '4,096 examples, ph_samples="auto"', n_layers, _layers(n_layers, 4096), ph_samples="auto")
+        point("layers", '4,096 examples, ph_samples="auto"', n_layers, curved_layers(n_layers, 4096), ph_samples="auto")
     gen = torch.Generator().manual_seed(0)
-    base = _layers(1, 512)["layer0"].points
+    base = curved_layers(1, 512)["layer0"].points
     for width in (64, 1_000, 10_000, 100_000):
         wide = base[:, :32] @ torch.randn(32, width, generator=gen)
         point("width (1 layer, 512 examples)", "exact", width, {"layer0": LayerSample(wide)})
     for maxdim in (0, 1, 2):
-        point("maxdim (1 layer, 256 examples)", "exact", maxdim, _layers(1, 256), maxdim=maxdim)
+        point("maxdim (1 layer, 256 examples)", "exact", maxdim, curved_layers(1, 256), maxdim=maxdim)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -464,7 +464,7 @@ def bench_figures(repeats: int) -> None:
     from lightning_topo.engine import FigureRequest, LayerResult
     from lightning_topo.monitor.publish import Publisher
 
-    reports = [measure(_layers(8, 512, seed=seed), build_options().measure) for seed in (2, 3, 4)]
+    reports = [measure(curved_layers(8, 512, seed=seed), build_options().measure) for seed in (2, 3, 4)]
     with tempfile.TemporaryDirectory() as tmp:
         logger = TensorBoardLogger(tmp)
         trainer = pl.Trainer(logger=logger, accelerator="cpu", enable_progress_bar=False)

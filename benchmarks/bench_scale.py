@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_callback import _layers
+from bench_callback import curved_layers
 
 from lightning_topo import datasets
 from lightning_topo import functional as F
@@ -42,7 +42,7 @@ def _load() -> str:
 
 def bench_epoch_end(repeats: int) -> None:
     n = 4096
-    samples = _layers(8, n)
+    samples = curved_layers(8, n)
     pool = WorkerPool(2)
     rows = []
     try:
@@ -129,8 +129,8 @@ def _clouds() -> dict[str, torch.Tensor]:
     rng = np.random.default_rng(0)
     centres, labels = 3.0 * rng.normal(size=(10, 16)), np.arange(4096) % 10
     return {
-        "class clusters, width 64 (no real loops at large scale)": _layers(2, 4096)["layer1"].points,
-        "class clusters, width 256": _layers(4, 4096)["layer3"].points,
+        "class clusters, width 64 (no real loops at large scale)": curved_layers(2, 4096)["layer1"].points,
+        "class clusters, width 256": curved_layers(4, 4096)["layer3"].points,
         "10 Gaussian blobs in R^16 (no loops)": torch.from_numpy(centres[labels] + rng.normal(size=(4096, 16))),
         "3 circles in R^2 (3 loops)": datasets.circles(3, 683, noise=0.02, generator=gen().manual_seed(3)),
         "torus in R^3 (2 loops)": datasets.torus(2048, noise=0.02, generator=gen().manual_seed(2)),

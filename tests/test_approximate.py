@@ -249,18 +249,18 @@ def test_notes_do_not_raise_with_on_error_raise_but_failures_do():
 def test_a_sample_sorted_by_neighbourhood_is_shuffled_before_persistence_and_measures_the_same():
     """Sorted points (a class-sorted validation set) go to giotto-ph in a random order, which is 2x faster there; the
     measurement is that of the same points in any order. A random order is passed as it is."""
-    from lightning_topo.engine.layer import _shuffled
+    from lightning_topo.engine.layer import unsort_neighbourhoods
 
     x = _clusters(300, 9)
     labels = torch.arange(300) % 5
     by_class = torch.argsort(labels, stable=True)
     d = F.pairwise_distances(x[by_class]).numpy().astype(np.float32)
-    shuffled = _shuffled(d, 0)
+    shuffled = unsort_neighbourhoods(d, 0)
     assert shuffled is not d
     np.testing.assert_array_equal(np.sort(shuffled, axis=None), np.sort(d, axis=None))  # the same matrix, reordered
     np.testing.assert_array_equal(shuffled, shuffled.T)
     mixed = F.pairwise_distances(x).numpy().astype(np.float32)
-    assert _shuffled(mixed, 0) is mixed
+    assert unsort_neighbourhoods(mixed, 0) is mixed
     sorted_result = measure_layer(LayerSample(x[by_class]), MeasureOptions())
     mixed_result = measure_layer(LayerSample(x), MeasureOptions())
     assert sorted_result.metrics == pytest.approx(mixed_result.metrics, rel=1e-5)

@@ -45,6 +45,7 @@ __all__ = [
     "finish_layer",
     "measure_layer",
     "prepare_layer",
+    "unsort_neighbourhoods",
 ]
 
 
@@ -239,7 +240,7 @@ def _prepare_cloud(
     return _PreparedCloud(ph_dist, h0, metrics, bound)
 
 
-def _shuffled(d: np.ndarray, seed: int) -> np.ndarray:
+def unsort_neighbourhoods(d: np.ndarray, seed: int) -> np.ndarray:
     """``d`` with its points in a seeded random order when consecutive points are neighbours.
 
     The diagrams do not depend on the order of the points, but giotto-ph's reduction does: it is 2-2.5x slower on
@@ -259,7 +260,7 @@ def _diagrams(cloud: _PreparedCloud, maxdim: int, options: MeasureOptions) -> Pe
     if cloud.ph_dist is None:
         return PersistenceDiagrams([cloud.h0 if cloud.h0 is not None else np.empty((0, 2))])
     dgms = rips_from_distances(
-        torch.from_numpy(_shuffled(cloud.ph_dist, options.seed)),
+        torch.from_numpy(unsort_neighbourhoods(cloud.ph_dist, options.seed)),
         maxdim,
         thresh=options.thresh,
         n_threads=options.n_threads,

@@ -294,6 +294,13 @@ def _items(obj: Any) -> list[Any]:
     return []
 
 
+def _describe(tensor: torch.Tensor) -> str:
+    """A tensor's shape for a message (a nested tensor has none: its number of sequences)."""
+    if tensor.is_nested:
+        return f"a nested tensor of {tensor.size(0)} padded sequences"
+    return f"shape {tuple(tensor.shape)}"
+
+
 def find_tensor(obj: Any, batch_size: int | None = None) -> torch.Tensor | None:
     """The first tensor in ``obj`` (depth first through mappings, sequences, dataclasses and Hugging Face
     outputs) whose leading dimension is ``batch_size`` (any non-scalar tensor when ``batch_size`` is None).
@@ -517,6 +524,20 @@ class SampleSelector:
 Note = Callable[[tuple[Any, ...], str], None]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Undecided:
+    """A batch's rows of a layer whose output was ``(B, B, D)``: reduced both ways (batch first, sequence first)
+    until a batch of another shape tells which dimension holds the examples."""
+
+    batch_first: torch.Tensor
+    sequence_first: torch.Tensor
+    shape: tuple[int, ...]
+
+    def pick(self, dim: int) -> torch.Tensor:
+        """The rows for the token dimension ``dim`` (1: ``(B, T, D)``, 0: ``(T, B, D)``)."""
+        return self.batch_first if dim == 1 else self.sequence_first
+
+
 class ActivationCapture:
     """Forward hooks that keep a fixed, bounded sample of reduced activations per layer.
 
@@ -564,14 +585,14 @@ class ActivationCapture:
         self._reset()
 
     def _reset(self) -> None:
-        self.samples: dict[str, list[torch.Tensor]] = {alias: [] for alias in self.layers.values()}
+        self.samples: dict[str, list[torch.Tensor | _Undecided]] = {alias: [] for alias in self.layers.values()}
         self.problems: dict[str, dict[str, str]] = {}
         self.labels: list[torch.Tensor] = []
         self._selector.reset()
         self._keep: torch.Tensor | None = None
         self._batch_size = 0
         self._mask: torch.Tensor | None = None
-        self._pending: dict[str, torch.Tensor] = {}
+        self._pending: dict[str, torch.Tensor | _Undecided] = {}
         self._calls: dict[str, int] = {}
         self.volumes: dict[str, list[torch.Tensor]] = {alias: [] for alias in self.layers.values()}
         self._pending_volumes: dict[str, torch.Tensor] = {}
@@ -633,7 +654,10 @@ class ActivationCapture:
                     f"its {self.options.call} call (`call='first'` or `call='last'` chooses).",
                 )
             if calls == 1 or self.options.call == "last":
-                self._store(alias, output, channels_first)
+                try:
+                    self._store(alias, output, channels_first)
+                except Exception as err:  # inside the user's forward pass: a problem of this layer, never of the run
+                    self._problem(alias, "capture", f"its output could not be captured ({type(err).__name__}: {err})")
 
         return hook
 
@@ -735,7 +759,21 @@ class ActivationCapture:
         aligned = self._batch_first(alias, tensor, channels_first)
         if aligned is None:
             return
-        tensor = aligned
+        if isinstance(aligned, tuple):  # (B, B, D) before any batch told the layout: both ways, decided later
+            both = [self._reduce(alias, t, reduce, mask, channels_first) for t in aligned]
+            if both[0] is not None and both[1] is not None:
+                self._pending[alias] = _Undecided(both[0][0], both[1][0], tuple(tensor.shape))
+            return
+        reduced = self._reduce(alias, aligned, reduce, mask, channels_first)
+        if reduced is not None:
+            self._pending[alias] = reduced[0]
+            self._keep_volumes(alias, reduced[1], reduced[2])
+
+    def _reduce(
+        self, alias: str, tensor: torch.Tensor, reduce: Reduce, mask: torch.Tensor | None, channels_first: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, bool] | None:
+        """The kept rows of a batch-first ``tensor`` reduced, the rows themselves and whether they are feature
+        maps (for cubical persistence); None when the layer cannot be reduced (a problem of the layer)."""
         channels_first = channels_first and tensor.ndim == 3
         tokens = tensor.ndim == 3 and (reduce in _TOKEN or (reduce == "auto" and not channels_first))
         if tokens and mask is not None and mask.shape != tensor.shape[:2]:
@@ -756,9 +794,8 @@ class ActivationCapture:
             )
         except Exception as err:  # a layer that cannot be reduced is a problem of that layer, never of the run
             self._problem(alias, "reduce", f"its output of shape {tuple(tensor.shape)} could not be reduced ({err})")
-            return
-        self._pending[alias] = reduced
-        self._keep_volumes(alias, rows, mask is None and reduce not in _TOKEN)
+            return None
+        return reduced, rows, mask is None and reduce not in _TOKEN
 
     def _keep_volumes(self, alias: str, rows: torch.Tensor, maps: bool) -> None:
         """The raw feature maps of the first ``cubical_samples`` examples: ``(C, H, W)`` (or ``(H, W)`` for a 3-D
@@ -779,8 +816,11 @@ class ActivationCapture:
                 # a copy of the kept maps only: a slice would hold the whole batch's rows on the device
                 self._pending_volumes[alias] = rows[:need].detach().to(torch.float32, copy=True)
 
-    def _batch_first(self, alias: str, tensor: torch.Tensor, channels_first: bool = False) -> torch.Tensor | None:
-        """``tensor`` with its batch dimension first (sequence-first outputs are transposed), or None.
+    def _batch_first(
+        self, alias: str, tensor: torch.Tensor, channels_first: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None:
+        """``tensor`` with its batch dimension first (sequence-first outputs are transposed), None, or both readings
+        ``(as is, transposed)`` of a ``(B, B, D)`` output while no batch has told its layout.
         ``channels_first``: a 1-d conv, norm or pool output ``(B, C, L)``, never sequence-first."""
         b = self._batch_size
         if tensor.ndim == 0:
@@ -791,29 +831,15 @@ class ActivationCapture:
             return tensor
         if tensor.ndim == 3 and first == b and second == b and not channels_first:  # (T, B, D) or (B, T, D), T == B
             dim = self._layout.get(alias, self.options.sequence_dim)
-            if dim is None and alias in self.optional:  # a default layer: left out with a note, never an error
-                self._problem(
-                    alias,
-                    "shape",
-                    f"its output has shape {tuple(tensor.shape)}: its second dimension equals the batch size {b}, so "
-                    "lightning-topo cannot tell which dimension holds the examples (pass `sequence_dim`, or name "
-                    "the layer in `layers`)",
-                )
-                return None
-            if dim is None:
-                raise ValueError(
-                    f"Layer {alias!r} has output shape {tuple(tensor.shape)}: its sequence length equals the batch "
-                    f"size {b}, so lightning-topo cannot tell which dimension holds the examples. Pass "
-                    "`sequence_dim=1` for batch-first (B, T, D) outputs or `sequence_dim=0` for sequence-first "
-                    "(T, B, D) outputs."
-                )
+            if dim is None:  # padded batches change T: a later batch tells (the sample is decided in finish)
+                return tensor, tensor.transpose(0, 1)
             return tensor if dim == 1 else tensor.transpose(0, 1)
         if first == b:
             if tensor.ndim == 3:
-                self._layout.setdefault(alias, 1)
+                self._decide(alias, 1)
             return tensor
         if tensor.ndim == 3 and second == b and not channels_first:
-            self._layout.setdefault(alias, 0)
+            self._decide(alias, 0)
             return tensor.transpose(0, 1)
         self._problem(
             alias,
@@ -822,6 +848,34 @@ class ActivationCapture:
             "first nor, for sequences, its second dimension)",
         )
         return None
+
+    def _decide(self, alias: str, dim: int) -> None:
+        """The layer's token dimension is ``dim`` (seen in a batch whose shape tells it) from now on; earlier batches
+        kept both ways take their rows from it."""
+        dim = self._layout.setdefault(alias, dim)
+        parts = self.samples[alias]
+        if any(isinstance(p, _Undecided) for p in parts):
+            self.samples[alias] = [p.pick(dim) if isinstance(p, _Undecided) else p for p in parts]
+
+    def _undecided(self, alias: str, shape: tuple[int, ...]) -> None:
+        """No batch of the sample told the layout of a ``(B, B, D)`` output: a default layer is left out with a
+        note; a named one is a configuration to fix (``sequence_dim``)."""
+        b = shape[0]
+        if alias in self.optional:
+            self._problem(
+                alias,
+                "shape",
+                f"its output has shape {shape}: its second dimension equals the batch size {b} in every batch of the "
+                "sample, so lightning-topo cannot tell which dimension holds the examples (pass `sequence_dim`, or "
+                "name the layer in `layers`)",
+            )
+            return
+        raise ValueError(
+            f"Layer {alias!r} has output shape {shape}: its sequence length equals the batch size {b} in every batch "
+            "of the sample, so lightning-topo cannot tell which dimension holds the examples. Pass "
+            "`sequence_dim=1` for batch-first (B, T, D) outputs or `sequence_dim=0` for sequence-first (T, B, D) "
+            "outputs."
+        )
 
     def _to_tensor(self, alias: str, output: Any) -> torch.Tensor | None:
         transform = self.options.output_transform
@@ -844,8 +898,7 @@ class ActivationCapture:
         self._note(
             ("structured output", alias),
             f"Layer {alias!r} returns an object of type {type(output).__name__}; lightning-topo uses its first "
-            f"tensor with one row per example (shape {tuple(tensor.shape)}). Pass `output_transform` to choose "
-            "another.",
+            f"tensor with one row per example ({_describe(tensor)}). Pass `output_transform` to choose another.",
         )
         return tensor
 
@@ -866,12 +919,16 @@ class ActivationCapture:
         labels = torch.cat(self.labels) if self.labels else None
         out: dict[str, LayerSample] = {}
         for alias, parts in self.samples.items():
+            undecided = next((p for p in parts if isinstance(p, _Undecided)), None)
+            if undecided is not None and alias not in self.skipped and alias not in self.problems:
+                self._undecided(alias, undecided.shape)
             if alias in self.skipped:
                 continue
             problems = dict(self.problems.get(alias, {}))
             points = None
-            if not problems and parts:
-                widths = {p.shape[1] for p in parts}
+            rows = [p for p in parts if isinstance(p, torch.Tensor)]  # all of them unless the layer has a problem
+            if not problems and rows:
+                widths = {p.shape[1] for p in rows}
                 if len(widths) > 1:
                     problems["width"] = (
                         f"its reduced width changes between batches ({sorted(widths)}): a per-example reduction "
@@ -879,7 +936,7 @@ class ActivationCapture:
                         "reduce='token_mean')"
                     )
                 else:
-                    points = torch.cat(parts)
+                    points = torch.cat(rows)
             if not problems and not parts and self._compiled and alias != self._input_alias:
                 problems["not_captured"] = (
                     "no activations were captured: its module is compiled (torch.compile) and ran without its "

@@ -120,20 +120,47 @@ def test_a_sequential_conv1d_block_is_averaged_over_its_length_like_the_conv1d_i
     assert not channels_first_1d(nn.Sequential(nn.ReLU()))
 
 
-def test_an_ambiguous_default_sequence_layer_is_left_out_with_a_note_and_a_named_one_still_raises():
+def test_an_ambiguous_default_sequence_layer_is_left_out_with_a_note_and_a_named_one_raises_at_finish():
+    """(B, B, D) in every batch of the sample: no batch tells the layout."""
     model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
     x = torch.randn(4, 4, 4)  # (B, T, D) with T == B
     capture = ActivationCapture(model, {"0": "0", "1": "1"}, build_options(n_samples=4), quota=4, optional=["0"])
-    capture.start()
-    capture.begin_batch(x)
-    with pytest.raises(ValueError, match="sequence_dim"), torch.no_grad():
-        model(x)
+    _run(capture, model, [x])  # no error inside the forward pass
+    with pytest.raises(ValueError, match=r"in every batch of the sample.*sequence_dim"):
+        capture.finish()
     capture.stop()
     capture = ActivationCapture(model, {"0": "0"}, build_options(n_samples=4), quota=4, optional=["0"])
     _run(capture, model, [x])
     samples = capture.finish()
     assert "0" not in samples
     assert "cannot tell which dimension holds the examples" in capture.skipped["0"]
+
+
+@pytest.mark.parametrize("sequence_first", [False, True])
+def test_a_first_batch_padded_to_the_batch_size_is_read_along_the_axis_a_later_batch_shows(sequence_first):
+    """Dynamic padding: the first batch is (B, B, D) by chance; the layer is neither dropped nor an error, and its
+    rows are those the explicit ``sequence_dim`` gives."""
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(6, 6, 4, generator=g), torch.randn(6, 9, 4, generator=g)]  # (B, T, D): T == B, then not
+    model = nn.Sequential(nn.Linear(4, 5), _SeqFirst()) if sequence_first else nn.Sequential(nn.Linear(4, 5))
+    layer = "1" if sequence_first else "0"
+    got = {}
+    for optional, told in ((["hidden"], None), ([], None), ([], 0 if sequence_first else 1)):
+        capture = ActivationCapture(
+            model, {layer: "hidden"}, build_options(n_samples=12, sequence_dim=told), quota=12, optional=optional
+        )
+        _run(capture, model, batches)
+        got[(tuple(optional), told)] = capture.finish()["hidden"].points
+    with torch.no_grad():
+        expected = torch.cat([model[0](b).mean(dim=1) for b in batches])
+    for points in got.values():
+        assert points is not None
+        torch.testing.assert_close(points, expected)
+
+
+class _SeqFirst(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(0, 1)
 
 
 def test_an_attention_mask_that_is_not_b_by_t_is_ignored_with_one_note_naming_its_shape():
@@ -166,3 +193,35 @@ def test_a_mask_fn_returning_a_wrong_shape_raises_naming_the_shape_not_the_value
     with pytest.raises(ValueError, match=r"Expected `mask_fn` to return a \(B, T\) padding mask but got shape \(3, 1"):
         capture.begin_batch({"x": torch.randn(3, 5, 4)})
     capture.stop()
+
+
+def test_a_layer_returning_a_tuple_of_a_nested_tensor_is_measured_with_a_note_not_a_crash():
+    """``self_attn`` of an encoder on the nested-tensor path returns ``(NestedTensor, None)``: building the note
+    read the nested tensor's shape and stopped the run."""
+    from torch.utils.data import DataLoader
+
+    from lightning_topo import TopologyWarning, analyze
+    from tests._models import TinyTransformer, pad_collate, token_data
+
+    loader = DataLoader(token_data(), batch_size=16, collate_fn=pad_collate(None))  # type: ignore[arg-type]
+    layer = "encoder.layers.0.self_attn"
+    with pytest.warns(TopologyWarning, match="a nested tensor of 16 padded sequences"):
+        found = analyze(TinyTransformer(nested=True), loader, layers=[layer], n_samples=48)
+    chosen = analyze(
+        TinyTransformer(nested=True), loader, layers=[layer], n_samples=48, output_transform=lambda o: o[0]
+    )
+    assert math.isfinite(found.metrics[layer]["id_twonn"])
+    assert found.metrics[layer] == pytest.approx(chosen.metrics[layer])
+
+
+def test_an_error_while_capturing_a_layer_is_a_problem_of_that_layer_not_of_the_forward_pass():
+    def broken(output: Any) -> torch.Tensor:
+        raise KeyError("logits")
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    options = build_options(n_samples=8, output_transform=broken)
+    capture = ActivationCapture(model, {"0": "first", "1": "second"}, options, quota=8)
+    _run(capture, model, [torch.randn(8, 4)])  # the model's forward pass goes on
+    samples = capture.finish()
+    assert samples["first"].points is None
+    assert "could not be captured (KeyError: 'logits')" in samples["first"].problems["capture"]

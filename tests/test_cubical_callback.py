@@ -101,3 +101,27 @@ def test_rank_models_with_suresh_s_own_score_gives_finite_thetas():
     loader = DataLoader(_images(), batch_size=16)
     ranked = rank_models({"narrow": SmallCNN(4), "wide": SmallCNN(8)}, loader, score="decay_cubical", n_samples=32)
     assert all(math.isfinite(theta) for _, theta in ranked)
+
+
+class _Scramble(torch.nn.Module):
+    """The same pixels in another order: the same global average, other feature maps."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        order = torch.randperm(x.shape[-1] * x.shape[-2], generator=torch.Generator().manual_seed(0))
+        return x.flatten(-2)[..., order].reshape(x.shape)
+
+
+def test_a_layer_whose_pooled_sample_equals_an_earlier_one_keeps_its_own_cubical_descriptors():
+    """A global pooling after a feature map equals that map's pooled sample (ResNet's avgpool after layer4): it is
+    measured as a copy only when its feature maps are equal too."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 4, (32, 2, 6, 6), generator=g).float()  # integers: the two global averages are equal exactly
+    model = torch.nn.Sequential(torch.nn.Identity(), _Scramble())
+    loader = DataLoader(torch.utils.data.TensorDataset(x, torch.zeros(32, dtype=torch.long)), batch_size=16)
+    both = analyze(model, loader, layers=["0", "1"], n_samples=32, cubical_samples=4)
+    alone = analyze(model, loader, layers=["1"], n_samples=32, cubical_samples=4)
+    assert both.copies == {}
+    assert both.metrics["1"]["cubical_complexity"] == pytest.approx(alone.metrics["1"]["cubical_complexity"])
+    assert both.metrics["1"]["cubical_complexity"] != pytest.approx(both.metrics["0"]["cubical_complexity"])
+    plain = analyze(model, loader, layers=["0", "1"], n_samples=32)
+    assert plain.copies == {"1": "0"}  # without feature maps the pooled samples alone decide

@@ -273,19 +273,33 @@ def _note_cost(costs: dict[str, float], alias: str, future: Future[LayerResult])
 
 def find_copies(samples: Mapping[str, LayerSample]) -> dict[str, str]:
     """``{layer: earlier layer}`` for layers whose sample equals an earlier one exactly (an identity module, the
-    model's output after its last layer, a pooling layer after a 1 x 1 feature map): measured once."""
-    seen: list[tuple[str, Any]] = []
+    model's output after its last layer, a pooling layer after a 1 x 1 feature map): measured once. Feature maps
+    kept for cubical persistence must be equal too (a global pooling equals the pooled sample of the feature maps
+    before it, not their cubical persistence)."""
+    seen: list[tuple[str, LayerSample]] = []
     copies: dict[str, str] = {}
     for alias, sample in samples.items():
-        x = sample.points
-        if x is None or sample.problems:
+        if sample.points is None or sample.problems:
             continue
-        match = next((a for a, y in seen if y.shape == x.shape and y.device == x.device and torch.equal(y, x)), None)
+        match = next(
+            (
+                a
+                for a, earlier in seen
+                if _same(earlier.points, sample.points) and _same(earlier.volumes, sample.volumes)
+            ),
+            None,
+        )
         if match is None:
-            seen.append((alias, x))
+            seen.append((alias, sample))
         else:
             copies[alias] = match
     return copies
+
+
+def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and a.device == b.device and torch.equal(a, b)
 
 
 def measure(

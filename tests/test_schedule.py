@@ -4,6 +4,7 @@ dataloaders, shared modules, duplicates, NaN scores under early stopping, warnin
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from typing import Any
 
@@ -91,6 +92,37 @@ def test_a_nan_score_never_stops_the_run_before_patience_and_says_which_layer():
     assert stopper.stopped_epoch == 3
     assert [h["epoch"] for h in monitor.history] == [0, 1, 2, 3]
     assert [math.isnan(h["scalars"]["topo/score"]) for h in monitor.history] == [False, True, True, True]
+
+
+def test_early_stopping_says_why_it_stops_the_run_and_how_many_measurements_were_nan():
+    monitor = TopologyMonitor(layers=["encoder", "gate"], n_samples=32)
+    stopper = monitor.early_stopping(patience=2)
+    with pytest.warns(TopologyWarning) as record:
+        trainer(max_epochs=10, callbacks=[monitor, stopper]).fit(NaNAfterFirst())
+    stops = [str(w.message) for w in record if "stopped the run" in str(w.message)]
+    assert len(stops) == 1
+    assert re.fullmatch(
+        r"TopologyEarlyStopping stopped the run: topo/score did not improve on [0-9.]+ in the last 2 measurements, "
+        r"2 of them NaN \(a layer the score reads could not be measured\)\.",
+        stops[0],
+    )
+
+
+class AlwaysNaN(NaNAfterFirst):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.gate.broken = not self.training
+        return self.head(self.gate(self.hidden(self.encoder(x))))
+
+
+def test_a_score_that_was_never_finite_never_stops_the_run():
+    """Nothing to improve on: the NaN measurements are warned about by the monitor, never counted as patience."""
+    monitor = TopologyMonitor(layers=["encoder", "gate"], n_samples=32)
+    stopper = monitor.early_stopping(patience=1)
+    tr = trainer(max_epochs=4, callbacks=[monitor, stopper])
+    with pytest.warns(TopologyWarning, match="reads layer 'gate', which is NaN"):
+        tr.fit(AlwaysNaN())
+    assert not stopper.stopped_epoch
+    assert len(monitor.history) == 4
 
 
 def test_a_users_own_early_stopping_on_the_score_is_warned_at_setup():

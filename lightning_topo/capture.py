@@ -582,6 +582,7 @@ class ActivationCapture:
         self._compiled = is_compiled(model)
         self._eager: contextlib.AbstractContextManager[Any] | None = None
         self.skipped: dict[str, str] = {}
+        self.outputs: set[str] = set()  # aliases whose tensor the model's forward returns (the classifier head)
         self._reset()
 
     def _reset(self) -> None:
@@ -596,6 +597,7 @@ class ActivationCapture:
         self._calls: dict[str, int] = {}
         self.volumes: dict[str, list[torch.Tensor]] = {alias: [] for alias in self.layers.values()}
         self._pending_volumes: dict[str, torch.Tensor] = {}
+        self._raw: dict[str, torch.Tensor] = {}  # this batch's layer outputs, to recognise the model's own output
         self.active = False
 
     @property
@@ -625,6 +627,8 @@ class ActivationCapture:
                 continue
             module = self.model if name == OUTPUT else modules[name]
             self._handles.append(module.register_forward_hook(self._make_hook(alias, channels_first_1d(module))))
+        if OUTPUT not in self.layers:  # which named layer is the model's output (the head): never a score's layer
+            self._handles.append(self.model.register_forward_hook(self._output_hook))
 
     def detach(self) -> None:
         """Remove every hook (idempotent) and leave eager mode."""
@@ -654,12 +658,21 @@ class ActivationCapture:
                     f"its {self.options.call} call (`call='first'` or `call='last'` chooses).",
                 )
             if calls == 1 or self.options.call == "last":
+                if isinstance(output, torch.Tensor):
+                    self._raw[alias] = output
                 try:
                     self._store(alias, output, channels_first)
                 except Exception as err:  # inside the user's forward pass: a problem of this layer, never of the run
                     self._problem(alias, "capture", f"its output could not be captured ({type(err).__name__}: {err})")
 
         return hook
+
+    def _output_hook(self, module: nn.Module, args: Any, output: Any) -> None:
+        """The layers whose very tensor the model returns (as is, or inside a structured output) are its output."""
+        if self._keep is None or not self._raw:
+            return
+        returned = output if isinstance(output, torch.Tensor) else find_tensor(output, self._batch_size)
+        self.outputs.update(alias for alias, tensor in self._raw.items() if tensor is returned)
 
     # batches ---------------------------------------------------------------------------------------------
     def begin_batch(self, batch: Any) -> None:
@@ -708,6 +721,7 @@ class ActivationCapture:
         self._keep = None
         self._pending = {}
         self._pending_volumes = {}
+        self._raw = {}
         self._leave_eager()
         if self.full:
             self.detach()
@@ -944,6 +958,6 @@ class ActivationCapture:
                     "the compiled region"
                 )
             volumes = torch.cat(self.volumes[alias]) if self.volumes[alias] and points is not None else None
-            out[alias] = LayerSample(points, labels, problems, volumes)
+            out[alias] = LayerSample(points, labels, problems, volumes, alias in self.outputs)
         self._reset()
         return out

@@ -54,6 +54,8 @@ class TopologyReport:
             to files).
         copies: ``{layer: earlier layer}`` for layers whose sample equalled an earlier layer's exactly: measured
             once, logged under both names, drawn once.
+        outputs: layers whose output is the model's own output (the classifier head ``forward`` returns, found
+            while capturing when ``output`` itself is not monitored): never the hidden layer a score reads.
         ph_bounds: ``{layer: bound}`` for the layers whose H1 came from a farthest-point subsample (``ph_samples``):
             their diagrams are within this bottleneck distance (twice the subsample's covering radius, normalised
             units) of those of every example.
@@ -74,6 +76,7 @@ class TopologyReport:
     class_metrics: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
     class_counts: dict[int, int] = field(default_factory=dict)
     copies: dict[str, str] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
     per_class: bool = False
     class_betti_curves: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
     ph_bounds: dict[str, float] = field(default_factory=dict)
@@ -149,6 +152,7 @@ class TopologyReport:
             "problems": self.problems,
             "class_counts": {str(c): n for c, n in self.class_counts.items()},
             "copies": self.copies,
+            "outputs": self.outputs,
             "per_class": self.per_class,
             "ph_bounds": _jsonable(self.ph_bounds),
             "class_metrics": {
@@ -188,6 +192,7 @@ class TopologyReport:
             },
             class_counts={int(c): int(n) for c, n in record.get("class_counts", {}).items()},
             copies=dict(record.get("copies", {})),
+            outputs=list(record.get("outputs", [])),
             per_class=bool(record.get("per_class", False)),
             ph_bounds={k: _float(v) for k, v in record.get("ph_bounds", {}).items()},
         )

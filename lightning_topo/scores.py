@@ -55,11 +55,12 @@ def last_hidden(report: TopologyReport) -> str:
     """The last monitored hidden layer: the last one that is neither ``input`` nor the model's output.
 
     A layer whose sample equals the output's (the classifier head of most models: ``output`` is its copy) is
-    the output, not a hidden layer; so is one equal to the input. The score then reads the penultimate
+    the output, not a hidden layer; so is one whose tensor ``forward`` returns (``report.outputs``: the head
+    named without ``output``), and one equal to the input. The score then reads the penultimate
     representation, as Ansuini et al. and Magai & Ayzenberg do, never the logits. Falls back to the last layer
     when no hidden layer is monitored.
     """
-    ends = {INPUT, OUTPUT}
+    ends = {INPUT, OUTPUT, *report.outputs}
     ends |= {layer for layer, original in report.copies.items() if original in ends}
     ends |= {original for layer, original in report.copies.items() if layer in ends}
     hidden = [layer for layer in report.layers if layer not in ends]

@@ -111,6 +111,39 @@ def test_id_last_reads_the_last_hidden_layer_and_equals_scikit_dimension(recorde
     assert phdim_last(report) == report.metrics["hidden"]["id_phdim"]
 
 
+def test_a_named_head_without_output_is_recognised_as_the_output_and_never_scored():
+    """``layers=[..., "head"]`` without ``"output"``: the head's tensor is what ``forward`` returns, so ``id_last``
+    reads ``hidden`` (it read the logits), in the Trainer, in ``analyze`` and in a saved and loaded report."""
+    monitor = TopologyMonitor(layers=["encoder", "hidden", "head"], n_samples=48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer(max_epochs=1, callbacks=[monitor]).fit(TinyNet())
+    report = monitor.last_report
+    assert report is not None
+    assert report.outputs == ["head"]
+    assert report.score == report.metrics["hidden"]["id_twonn"]
+    assert report.metrics["head"]["id_twonn"] != report.score
+    from torch.utils.data import DataLoader
+
+    from lightning_topo import analyze
+
+    found = analyze(TinyNet(), DataLoader(make_data(), batch_size=16), layers=["hidden", "head"], score="id_last")
+    assert found.outputs == ["head"]
+    assert found.score == found.metrics["hidden"]["id_twonn"]
+    mine = analyze(TinyNet(), DataLoader(make_data(), batch_size=16), layers=["encoder", "hidden"], score="id_last")
+    assert mine.outputs == []  # the last named layer is hidden: it is scored
+    assert mine.score == mine.metrics["hidden"]["id_twonn"]
+
+
+def test_a_saved_report_keeps_its_outputs(tmp_path):
+    from lightning_topo import TopologyReport
+
+    report = TopologyReport(["a", "head"], {"a": {"id_twonn": 2.0}, "head": {"id_twonn": 1.0}}, outputs=["head"])
+    loaded = TopologyReport.load(report.save(tmp_path))
+    assert loaded.outputs == ["head"]
+    assert id_last(loaded) == 2.0
+
+
 def test_lifespan_sum_is_the_mean_per_class_mst_weight_on_the_layers_normalised_distances(recorded):
     report, model = recorded
     h = _hidden_features(model, 90).numpy()

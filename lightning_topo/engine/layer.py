@@ -59,12 +59,15 @@ class LayerSample:
         problems: ``{kind: message}`` found while capturing (the layer is then not measured).
         volumes: ``(k, ...)`` raw feature maps of the first ``k`` examples, for cubical persistence (``None``
             when not asked for, or when the layer has no feature maps).
+        is_output: the layer's output is the model's own output (the classifier head returned by ``forward``):
+            never the hidden layer a score reads.
     """
 
     points: torch.Tensor | None
     labels: torch.Tensor | None = None
     problems: dict[str, str] = field(default_factory=dict)
     volumes: torch.Tensor | None = None
+    is_output: bool = False
 
 
 @dataclass

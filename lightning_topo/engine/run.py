@@ -108,6 +108,7 @@ class Measurement:
         self.pool_broke = False
         self.images: dict[str, dict[str, np.ndarray]] = {}
         self.copies: dict[str, str] = {}
+        self.outputs: list[str] = []
         self._futures = futures
         self._payloads = payloads
         self._start = time.perf_counter() if started is None else started
@@ -157,6 +158,7 @@ class Measurement:
             elapsed_s=elapsed,
             class_counts=dict(self.class_counts),
             copies=dict(self.copies),
+            outputs=list(self.outputs),
         )
         return assemble(report, results, self.options, self.score)
 
@@ -255,6 +257,7 @@ def start_measurement(
     n, counts = sample_size(samples)
     measurement = Measurement(list(samples), futures, payloads, options, score, n, epoch, step, counts, started)
     measurement.copies = copies
+    measurement.outputs = [alias for alias, sample in samples.items() if sample.is_output]
     return measurement
 
 

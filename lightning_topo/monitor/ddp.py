@@ -88,7 +88,10 @@ def gather_samples(trainer: pl.Trainer, samples: dict[str, LayerSample]) -> dict
         return samples
     gathered: list[Any] = [None] * trainer.world_size
     torch.distributed.all_gather_object(gathered, {alias: _part(s) for alias, s in samples.items()})
-    return {alias: merge_parts([rank[alias] for rank in gathered]) for alias in samples}
+    merged = {alias: merge_parts([rank[alias] for rank in gathered]) for alias in samples}
+    for alias, sample in merged.items():  # the same model on every rank: this rank knows which layers are outputs
+        sample.is_output = samples[alias].is_output
+    return merged
 
 
 def _all(trainer: pl.Trainer, obj: Any) -> list[Any]:
@@ -164,6 +167,7 @@ def measure_shared(
         elapsed_s=max(part[1] for part in everything),
         class_counts=counts,
         copies=copies,
+        outputs=[a for a, s in samples.items() if s.is_output],
     )
     report = assemble(report, merged, queue.options.measure, queue.options.score)
     images = {a: r.images for a, r in merged.items() if r.images and a not in copies}

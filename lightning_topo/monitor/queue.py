@@ -35,7 +35,9 @@ def to_cpu(sample: LayerSample) -> LayerSample:
     def cpu(t: Any) -> Any:
         return None if t is None else t.cpu()
 
-    return LayerSample(cpu(sample.points), cpu(sample.labels), dict(sample.problems), cpu(sample.volumes))
+    return LayerSample(
+        cpu(sample.points), cpu(sample.labels), dict(sample.problems), cpu(sample.volumes), sample.is_output
+    )
 
 
 @dataclass

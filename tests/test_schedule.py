@@ -261,6 +261,25 @@ def test_validate_then_fit_measures_every_validation_and_never_relogs_a_stale_sc
     assert len(set(scores)) == 3
 
 
+class Testable(TinyNet):
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self.validation_step(batch, batch_idx)
+
+
+def test_each_run_draws_its_own_heat_map_and_test_takes_no_run_number():
+    monitor = TopologyMonitor(layers=["hidden"], n_samples=32)
+    tr = trainer(max_epochs=2, callbacks=[monitor])
+    model = Testable()
+    tr.validate(model, verbose=False)
+    tr.test(model, dataloaders=model.val_dataloader(), verbose=False)
+    tr.validate(model, verbose=False)
+    assert monitor.state_dict()["plotted_steps"] == {"hidden": [0]}  # the second validate's own measurement only
+    tr.fit(model)
+    assert [h["run"] for h in monitor.history] == [1, 2, 3, 3]
+    state = monitor.state_dict()
+    assert [e for e, _ in state["plotted_betti_curves"]["hidden"]] == [0, 1]  # the fit's two epochs, not the validates
+
+
 def test_one_monitor_over_three_fits_measures_each_as_the_first():
     monitor = TopologyMonitor(n_samples=32)
     model = TinyNet()

@@ -306,7 +306,9 @@ class TopologyMonitor(Callback):
         if self._capture is not None:
             self._capture.stop()
         check_trainer(self, trainer)
-        self._run += 1
+        if stage in ("fit", "validate"):  # the stages it measures (a resumed run takes its number from the checkpoint)
+            self._run += 1
+            self._publisher.start_run()
         self._validations = 0
         self._warn.reset()
         quota = -(-self.n_samples // max(trainer.world_size, 1))  # each rank's share, rounded up

@@ -194,6 +194,13 @@ class Publisher:
         self._layout_registered = False
         self._warned_images = False
 
+    def start_run(self) -> None:
+        """A new ``fit`` or ``validate`` call draws as if it were the first: new plot ranges, heat maps from its own
+        measurements only (the history keeps every run's scalars)."""
+        self.ranges.clear()
+        self.curves.clear()
+        self.curve_steps.clear()
+
     # figures ----------------------------------------------------------------------------------------------
     def figure_requests(
         self, trainer: pl.Trainer, layers: Sequence[str], epoch: int, step: int | None = None

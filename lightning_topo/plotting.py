@@ -758,9 +758,10 @@ def betti_figures(
     xs = np.linspace(0.0, x_max, N_POINTS)
     beyond = sum(int((dgm[np.isfinite(dgm[:, 1]), 1] > x_max).sum()) for dgm in diagrams)
     note = f"{beyond} bars end beyond {x_max:.3g} →" if beyond else ""
-    heading = f"{title}: Betti curves, epoch {epoch}"
+    when = f"epoch {epoch}" if not steps else f"epoch {epoch}, step {steps[-1]}"
+    heading = f"{title}: Betti curves, {when}"
     figures = {"betti_curves": plot_betti_curves(curves, xs, heading, mark=mark, note=note, reuse=True)}
-    heading = f"{title}: persistence diagram, epoch {epoch}"
+    heading = f"{title}: persistence diagram, {when}"
     figures["diagram"] = plot_diagram(diagrams, heading, top=x_max, reuse=True)
     if history:
         epochs = [e for e, _ in history] + [epoch]
@@ -768,7 +769,7 @@ def betti_figures(
         figures["betti_evolution"] = plot_betti_evolution(epochs, stack, xs, title, steps=steps, reuse=True)
     if class_diagrams:
         per_class = {c: fine_betti_curves(d, x_max) for c, d in sorted(class_diagrams.items())}
-        heading = f"{title}: Betti curves per class, epoch {epoch}"
+        heading = f"{title}: Betti curves per class, {when}"
         figures["class_betti_curves"] = plot_class_betti_curves(per_class, xs, heading, reuse=True)
     return figures
 

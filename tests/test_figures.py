@@ -194,6 +194,8 @@ def test_every_axis_is_labelled_and_each_layer_figure_names_its_epoch():
             assert bar.get_ylabel()  # the colour scale says what it counts
     assert figures["betti_curves"].axes[0].get_title() == "hidden: Betti curves, epoch 7"
     assert figures["diagram"].axes[0].get_title() == "hidden: persistence diagram, epoch 7"
+    stepped = plotting.betti_figures(dgms, x_max, "hidden", 7, history=[(7, curves)], steps=[40, 45])
+    assert stepped["betti_curves"].axes[0].get_title() == "hidden: Betti curves, epoch 7, step 45"  # val_check_interval
     assert figures["betti_curves"].axes[0].get_xlim() == (0.0, x_max)
     metrics = {"a": {"id_twonn": 3.0, "betti_0": 1.0}, "b": {"id_twonn": 2.0, "betti_0": 2.0}}
     for fig in (

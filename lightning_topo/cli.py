@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -22,7 +21,8 @@ def _demo(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     last = monitor.history[-1]["scalars"] if monitor.history else {}
     shown = {k: v for k, v in last.items() if k.endswith(("betti_0", "betti_1", "id_twonn"))}
-    lines = [f"Trained the digits CNN for {trainer.current_epoch} epochs in {elapsed:.0f} s."]
+    epochs = trainer.current_epoch
+    lines = [f"Trained the digits CNN for {epochs} epoch{'s' if epochs != 1 else ''} in {elapsed:.0f} s."]
     if shown:
         lines.append(f"Last epoch's topology ({len(last)} scalars logged per epoch), for example:")
         lines.extend(f"  {k:<36} {v:8.3f}" for k, v in sorted(shown.items()))
@@ -104,7 +104,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     return int(args.func(args))
 
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import difflib
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import numpy as np
 
+from lightning_topo._warnings import TopologyWarning
 from lightning_topo.functional._checks import check_choice, check_fraction, check_maxdim, check_positive_int
+from lightning_topo.functional.intrinsic_dimension import TWONN_MIN_POINTS
 from lightning_topo.functional.registry import DEFAULT_DESCRIPTORS, DESCRIPTORS, descriptor_keys
 from lightning_topo.report import TopologyReport
 from lightning_topo.scores import SCORES, Score
@@ -345,6 +348,15 @@ def build_options(
         )
     check_choice("call", call, get_args(Call))
     cubical_samples = check_positive_int("cubical_samples", cubical_samples, minimum=0)
+    if n_samples < TWONN_MIN_POINTS and "id_twonn" in (*descriptors, *needed):
+        scored = resolved is not None and "id_twonn" in resolved.needs
+        warnings.warn(
+            f"n_samples={n_samples} is below the {TWONN_MIN_POINTS} points TwoNN needs: `id_twonn`"
+            f"{' (and the score)' if scored else ''} will be NaN at every measurement (raise n_samples, or leave "
+            "id_twonn out of `descriptors`).",
+            TopologyWarning,
+            stacklevel=3,
+        )
     if resolved is not None and resolved.cubical and cubical_samples == 0:
         cubical_samples = 8  # the score reads the cubical complexity: measure 8 images per layer
     measure = MeasureOptions(

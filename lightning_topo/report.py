@@ -115,7 +115,7 @@ class TopologyReport:
 
     def problem_text(self, layer: str) -> str:
         """Every problem of ``layer`` in one sentence ("" when it had none)."""
-        return "; ".join(self.problems.get(layer, {}).values())
+        return "; ".join(m.rstrip(". ") for m in self.problems.get(layer, {}).values())
 
     # file format ------------------------------------------------------------------------------------------
     @property

@@ -45,3 +45,32 @@ def test_descriptors_may_be_any_iterable_of_names():
     assert options.measure.descriptors == build_options(descriptors=list(names), score="decay").measure.descriptors
     assert set(names) <= set(options.measure.descriptors)
     assert "total_persistence" in options.measure.descriptors  # what "decay" needs
+
+
+def test_a_sample_too_small_for_twonn_is_said_at_setup_not_at_every_measurement():
+    import warnings
+
+    from lightning_topo import TopologyMonitor, TopologyWarning
+
+    with pytest.warns(TopologyWarning, match=r"n_samples=10 is below the 20 points TwoNN needs: `id_twonn` \(and the"):
+        TopologyMonitor(n_samples=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TopologyMonitor(n_samples=10, descriptors=["betti"], score=None)  # no TwoNN asked for: nothing to say
+        TopologyMonitor(n_samples=20)
+
+
+def test_a_librarys_sentence_inside_a_problem_message_is_not_doubly_punctuated():
+    import warnings
+
+    from torch.utils.data import DataLoader
+
+    from lightning_topo import analyze
+    from tests._models import TinyNet, make_data
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        analyze(TinyNet(), DataLoader(make_data(), batch_size=16), layers=["hidden"], n_samples=10)
+    ours = [str(w.message) for w in caught if str(w.message).startswith("analyze:")]
+    assert any("TwoNN needs at least 20 distinct points" in m for m in ours)
+    assert not any(".;" in m or ".." in m for m in ours)

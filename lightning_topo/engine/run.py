@@ -342,9 +342,10 @@ def check_problems(
             raise RuntimeError(f"{source}: layer {layer!r}{when} could not be measured: {why}.")
         consequence = "; its metrics are NaN" if all(nan) else "; the affected metrics are NaN" if any(nan) else ""
         for kind, message in kinds.items():
+            message = message.rstrip(". ")  # a library's sentence ("... Returning NaN.") inside ours
             if kind in ("classes", "subsample"):  # the same at many layers: said once, for the first layer
                 warn((kind,), f"{source}: layer {layer!r}{when} (and possibly later layers): {message}.")
             else:
                 warn((layer, kind), f"{source}: layer {layer!r}{when}: {message}{consequence}.")
     if report.score_problem is not None:
-        warn(("score",), f"{source}{when}: {report.score_problem}.")
+        warn(("score",), f"{source}{when}: {report.score_problem.rstrip('. ')}.")

@@ -183,3 +183,15 @@ def test_score_directions_and_helpers():
     with pytest.raises(ValueError, match="score=None"):
         TopologyMonitor(score=None).model_checkpoint()
     assert isinstance(TopologyMonitor().early_stopping(), EarlyStopping)
+
+
+def test_a_nan_profile_score_says_what_its_profile_needs_and_how_many_layers_have_it():
+    from torch.utils.data import DataLoader
+
+    from lightning_topo import TopologyWarning, analyze
+
+    loader = DataLoader(make_data(), batch_size=16)
+    with pytest.warns(TopologyWarning, match=r"cubical complexity of at least 4 .*; 0 of the monitored layers"):
+        report = analyze(TinyNet(), loader, score="decay_cubical", n_samples=48)  # no feature maps at all
+    assert report.score is not None
+    assert math.isnan(report.score)

@@ -199,7 +199,19 @@ def assemble(
 
 def _why_nan(report: TopologyReport, score: Score) -> str:
     if score.reads is None:
-        return f"the score {score.name!r} is NaN: a layer it reads is NaN or the profile is too short"
+        key = "cubical_complexity" if score.cubical else "total_persistence_0"
+        what = "cubical complexity" if score.cubical else "total persistence"
+        finite = sum(
+            math.isfinite(report.metrics[layer].get(key, math.nan))
+            for layer in report.layers
+            if layer not in report.copies
+        )
+        where = " (feature maps: 4-D conv outputs)" if score.cubical else ""
+        return (
+            f"the score {score.name!r} is NaN: its depth profile needs the {what} of at least 4 monitored layers"
+            f"{where}, other than copies, all finite and not all zero; {finite} of the monitored layers have a "
+            "finite one"
+        )
     layer = score.reads(report)
     why = report.problem_text(layer) or "its value is NaN"
     return f"the score {score.name!r} reads layer {layer!r}, which is NaN: {why}"

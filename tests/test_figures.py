@@ -381,10 +381,15 @@ def test_figures_do_not_accumulate_over_many_epochs(tmp_path, monkeypatch):
 def test_figures_every_k_measurements(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    logger, _ = _fit(tmp_path, epochs=4, log_figures=2)
+    logger, monitor = _fit(tmp_path, epochs=3, log_figures=2)
     acc = EventAccumulator(logger.log_dir, size_guidance={"images": 0})
     acc.Reload()
-    assert len(acc.Images("topo/depth_profile")) == 2
+    assert [e.step for e in acc.Images("topo/depth_profile")] == [5, 17]  # measurements 1 and 3 (steps 5, 11, 17)
+    state = monitor.state_dict()
+    assert state["n_measured"] == 3  # a resumed run draws at measurement 5, not at its first
+    restored = TopologyMonitor(n_samples=48, log_figures=2)
+    restored.load_state_dict(state)
+    assert restored.state_dict()["n_measured"] == 3
     with pytest.raises(ValueError, match="`log_figures`"):
         TopologyMonitor(log_figures=0)
 

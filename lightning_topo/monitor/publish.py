@@ -200,6 +200,7 @@ class Publisher:
         self.ranges.clear()
         self.curves.clear()
         self.curve_steps.clear()
+        self._n_measured = 0
 
     # figures ----------------------------------------------------------------------------------------------
     def figure_requests(
@@ -371,10 +372,12 @@ class Publisher:
             "plot_ranges": dict(self.ranges),
             "plotted_betti_curves": curves,
             "plotted_steps": {layer: list(steps) for layer, steps in self.curve_steps.items()},
+            "n_measured": self._n_measured,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = list(state.get("history", []))
+        self._n_measured = int(state.get("n_measured", self._n_measured))  # the figure cadence goes on
         # checkpoints before the per-layer ranges kept curves on the whole grid ("betti_curves"): not comparable
         # with the ranges fixed from now on, so the heat maps start again
         self.ranges = {layer: float(x) for layer, x in state.get("plot_ranges", {}).items()}

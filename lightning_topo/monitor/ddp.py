@@ -3,9 +3,8 @@
 Synchronous measurements split the layers across ranks (:func:`measure_shared`): each layer's rows travel from
 every rank to the one rank that owns the layer (``gather_object``, never every sample to every rank), each rank
 measures its layers with its own workers on its own device, and the small per-layer results are gathered so that
-every rank assembles the same report. ``compute="async"`` gathers every rank's samples (:func:`gather_samples`, an
-``all_gather_object``: every rank receives them, small reduced samples) and rank zero measures them all in the
-background.
+every rank assembles the same report. ``compute="async"`` gathers every rank's samples on rank zero
+(:func:`gather_samples`, a ``gather_object``), which measures them all in the background.
 """
 
 from __future__ import annotations
@@ -83,11 +82,14 @@ def agree_skipped(
 
 
 def gather_samples(trainer: pl.Trainer, samples: dict[str, LayerSample]) -> dict[str, LayerSample]:
-    """Every rank's samples on every rank, concatenated in rank order (labels too)."""
+    """Every rank's samples on rank zero, concatenated in rank order (labels too); the other ranks, which neither
+    measure nor publish them, get ``{}``."""
     if not distributed(trainer):
         return samples
-    gathered: list[Any] = [None] * trainer.world_size
-    torch.distributed.all_gather_object(gathered, {alias: _part(s) for alias, s in samples.items()})
+    gathered: list[Any] | None = [None] * trainer.world_size if trainer.global_rank == 0 else None
+    torch.distributed.gather_object({alias: _part(s) for alias, s in samples.items()}, gathered, dst=0)
+    if gathered is None:
+        return {}
     merged = {alias: merge_parts([rank[alias] for rank in gathered]) for alias in samples}
     for alias, sample in merged.items():  # the same model on every rank: this rank knows which layers are outputs
         sample.is_output = samples[alias].is_output

@@ -10,6 +10,7 @@ every rank assembles the same report. ``compute="async"`` gathers every rank's s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import lightning.pytorch as pl
@@ -152,7 +153,10 @@ def measure_shared(
     local_n, local_counts = sample_size(samples)
     figures = requests(layers)
     results, elapsed = queue.measure_share(share, {a: r for a, r in figures.items() if a in share} if figures else None)
-    everything = _all(trainer, (results, elapsed, local_n, local_counts))
+    # rank zero's figures stay on rank zero (it alone publishes them); the other ranks get the numbers
+    images = {a: r.images for a, r in results.items() if r.images and a not in copies}
+    sent = {a: replace(r, images=None) if r.images else r for a, r in results.items()}
+    everything = _all(trainer, (sent, elapsed, local_n, local_counts))
     merged: dict[str, LayerResult] = {a: r for part in everything for a, r in part[0].items()}
     queue.costs.update({a: r.seconds for a, r in merged.items()})  # gathered: the same on every rank
     merged.update({a: merged[o] for a, o in copies.items()})
@@ -172,5 +176,4 @@ def measure_shared(
         outputs=[a for a, s in samples.items() if s.is_output],
     )
     report = assemble(report, merged, queue.options.measure, queue.options.score)
-    images = {a: r.images for a, r in merged.items() if r.images and a not in copies}
     return Finished(report, images, figures)

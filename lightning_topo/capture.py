@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import math
 import re
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -583,6 +584,7 @@ class ActivationCapture:
         self._eager: contextlib.AbstractContextManager[Any] | None = None
         self.skipped: dict[str, str] = {}
         self.outputs: set[str] = set()  # aliases whose tensor the model's forward returns (the classifier head)
+        self._find_output = False
         self._reset()
 
     def _reset(self) -> None:
@@ -597,7 +599,8 @@ class ActivationCapture:
         self._calls: dict[str, int] = {}
         self.volumes: dict[str, list[torch.Tensor]] = {alias: [] for alias in self.layers.values()}
         self._pending_volumes: dict[str, torch.Tensor] = {}
-        self._raw: dict[str, torch.Tensor] = {}  # this batch's layer outputs, to recognise the model's own output
+        # this batch's layer outputs (weak: never kept alive), to recognise the one the model returns
+        self._raw: dict[str, weakref.ref[torch.Tensor]] = {}
         self.active = False
 
     @property
@@ -627,7 +630,8 @@ class ActivationCapture:
                 continue
             module = self.model if name == OUTPUT else modules[name]
             self._handles.append(module.register_forward_hook(self._make_hook(alias, channels_first_1d(module))))
-        if OUTPUT not in self.layers:  # which named layer is the model's output (the head): never a score's layer
+        self._find_output = OUTPUT not in self.layers
+        if self._find_output:  # which named layer is the model's output (the head): never a score's layer
             self._handles.append(self.model.register_forward_hook(self._output_hook))
 
     def detach(self) -> None:
@@ -658,8 +662,8 @@ class ActivationCapture:
                     f"its {self.options.call} call (`call='first'` or `call='last'` chooses).",
                 )
             if calls == 1 or self.options.call == "last":
-                if isinstance(output, torch.Tensor):
-                    self._raw[alias] = output
+                if self._find_output and isinstance(output, torch.Tensor):
+                    self._raw[alias] = weakref.ref(output)
                 try:
                     self._store(alias, output, channels_first)
                 except Exception as err:  # inside the user's forward pass: a problem of this layer, never of the run
@@ -668,11 +672,11 @@ class ActivationCapture:
         return hook
 
     def _output_hook(self, module: nn.Module, args: Any, output: Any) -> None:
-        """The layers whose very tensor the model returns (as is, or inside a structured output) are its output."""
-        if self._keep is None or not self._raw:
+        """A layer whose very tensor the model returns is its output. Only a plain tensor return counts: in a
+        structured output (``(features, logits)``, a loss first) which tensor is "the output" is not known."""
+        if self._keep is None or not self._raw or not isinstance(output, torch.Tensor):
             return
-        returned = output if isinstance(output, torch.Tensor) else find_tensor(output, self._batch_size)
-        self.outputs.update(alias for alias, tensor in self._raw.items() if tensor is returned)
+        self.outputs.update(alias for alias, ref in self._raw.items() if ref() is output)
 
     # batches ---------------------------------------------------------------------------------------------
     def begin_batch(self, batch: Any) -> None:
@@ -753,7 +757,7 @@ class ActivationCapture:
         reduce = self.options.reduce
         if reduce == "auto":
             reduce = "token_mean" if inputs.ndim == 3 and self._mask is not None else "flatten"
-        self._reduce_and_keep(alias, inputs, reduce)
+        self._reduce_and_keep(alias, inputs, reduce, batch_first=True)  # the batch size is read from the input
 
     def _store(self, alias: str, output: Any, channels_first: bool = False) -> None:
         if alias in self.problems or alias in self.skipped:
@@ -762,15 +766,18 @@ class ActivationCapture:
         if tensor is not None:
             self._reduce_and_keep(alias, tensor, self.options.reduce, channels_first)
 
-    def _reduce_and_keep(self, alias: str, tensor: torch.Tensor, reduce: Reduce, channels_first: bool = False) -> None:
+    def _reduce_and_keep(
+        self, alias: str, tensor: torch.Tensor, reduce: Reduce, channels_first: bool = False, batch_first: bool = False
+    ) -> None:
         """Keep the sample's rows of ``tensor``, reduced; ``channels_first``: a ``(B, C, L)`` output of a 1-d conv,
-        norm or pool module (the batch first whatever ``C``; ``auto`` averages over ``L``)."""
+        norm or pool module (the batch first whatever ``C``; ``auto`` averages over ``L``); ``batch_first``: the
+        batch is dimension 0 for sure (the model input, whose first dimension is the batch size)."""
         mask: torch.Tensor | None = self._mask
         if tensor.is_nested:  # PyTorch's fast path for padded sequences: the real tokens of each example
             lengths = torch.tensor([t.shape[0] for t in tensor.unbind()], device=tensor.device)
             tensor = torch.nested.to_padded_tensor(tensor, 0.0)
             mask = torch.arange(tensor.shape[1], device=tensor.device)[None, :] < lengths[:, None]
-        aligned = self._batch_first(alias, tensor, channels_first)
+        aligned = tensor if batch_first else self._batch_first(alias, tensor, channels_first)
         if aligned is None:
             return
         if isinstance(aligned, tuple):  # (B, B, D) before any batch told the layout: both ways, decided later

@@ -225,3 +225,47 @@ def test_an_error_while_capturing_a_layer_is_a_problem_of_that_layer_not_of_the_
     samples = capture.finish()
     assert samples["first"].points is None
     assert "could not be captured (KeyError: 'logits')" in samples["first"].problems["capture"]
+
+
+def test_recognising_the_models_output_keeps_no_layer_output_alive_and_ignores_structured_returns():
+    import weakref
+
+    class Net(nn.Module):
+        def __init__(self, pair: bool) -> None:
+            super().__init__()
+            self.pair = pair
+            self.a, self.b, self.c = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+
+        def forward(self, x: torch.Tensor) -> Any:
+            h = self.b(self.a(x))
+            logits = self.c(h)
+            return (h, logits) if self.pair else logits
+
+    seen: dict[str, Any] = {}
+    model = Net(pair=False)
+    for name in ("a", "b"):
+        getattr(model, name).register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, weakref.ref(o)))
+    capture = ActivationCapture(model, {"a": "a", "b": "b", "c": "c"}, build_options(n_samples=8), quota=8)
+    capture.start()
+    capture.begin_batch(torch.randn(8, 4))
+    with torch.no_grad():
+        model(torch.randn(8, 4))
+    assert seen["a"]() is None  # freed during the forward pass, as without the capture
+    assert seen["b"]() is None
+    capture.end_batch()
+    assert capture.finish()["c"].is_output
+    pair = Net(pair=True)
+    capture = ActivationCapture(pair, {"a": "a", "b": "b", "c": "c"}, build_options(n_samples=8), quota=8)
+    _run(capture, pair, [torch.randn(8, 4)])
+    assert not any(s.is_output for s in capture.finish().values())  # which of (h, logits) is "the output"?
+
+
+def test_a_float_input_as_long_as_the_batch_is_read_batch_first():
+    """The batch size is read from the input: a (B, B, D) input is never ambiguous."""
+    model = nn.Sequential(nn.Linear(4, 3))
+    x = torch.randn(4, 4, 4, generator=torch.Generator().manual_seed(0))
+    capture = ActivationCapture(model, {"input": "input"}, build_options(n_samples=4), quota=4)
+    _run(capture, model, [x])
+    points = capture.finish()["input"].points
+    assert points is not None
+    torch.testing.assert_close(points, x.reshape(4, -1))

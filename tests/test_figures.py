@@ -457,3 +457,12 @@ def test_a_real_tensorboard_server_serves_the_scalar_and_image_tags(run):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_second_fit_with_a_new_logger_gets_the_custom_scalars_layout_too(tmp_path):
+    monitor = TopologyMonitor(layers=["hidden"], n_samples=32)
+    for _ in range(2):
+        logger = TensorBoardLogger(tmp_path, name="tb")
+        trainer(max_epochs=1, logger=logger, callbacks=[monitor]).fit(TinyNet())
+        events = b"".join(path.read_bytes() for path in Path(logger.log_dir).glob("events*"))
+        assert b"custom_scalars" in events, logger.log_dir

@@ -195,3 +195,20 @@ def test_a_nan_profile_score_says_what_its_profile_needs_and_how_many_layers_hav
         report = analyze(TinyNet(), loader, score="decay_cubical", n_samples=48)  # no feature maps at all
     assert report.score is not None
     assert math.isnan(report.score)
+
+
+def test_a_nan_callable_score_gets_no_message_about_depth_profiles():
+    import warnings
+
+    from torch.utils.data import DataLoader
+
+    from lightning_topo import analyze
+
+    def mine(report) -> float:
+        return math.nan
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        analyze(TinyNet(), DataLoader(make_data(), batch_size=16), score=mine, n_samples=48)
+    said = [str(w.message) for w in caught if "score 'mine'" in str(w.message)]
+    assert said == ["analyze: the score 'mine' is NaN."]

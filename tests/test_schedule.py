@@ -299,3 +299,14 @@ def test_a_second_fit_without_measurement_does_not_relog_the_first_fits_score():
         trainer(max_epochs=3, logger=logger, callbacks=[monitor]).fit(model)
     scores = logger.values("topo/score")
     assert scores == pytest.approx([monitor.history[-1]["scalars"]["topo/score"]] * 3)  # logged as float32
+
+
+def test_early_stopping_at_a_threshold_is_not_reported_as_patience_run_out():
+    monitor = TopologyMonitor(layers=["hidden"], n_samples=32)
+    stopper = monitor.early_stopping(patience=3, stopping_threshold=1e9)  # any finite score is below it: stop
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer(max_epochs=3, callbacks=[monitor, stopper]).fit(TinyNet())
+    assert stopper.stopped_epoch == 0
+    assert not any("stopped the run" in str(w.message) for w in caught)
+    assert stopper.state_dict()["nan_waits"] == 0

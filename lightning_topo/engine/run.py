@@ -197,21 +197,38 @@ def assemble(
     return report
 
 
+def _maxdim_of(report: TopologyReport) -> int:
+    """The highest homology dimension with a total persistence in ``report`` (0 when none)."""
+    dims = [
+        int(k.rsplit("_", 1)[1])
+        for m in report.metrics.values()
+        for k in m
+        if k.startswith("total_persistence_") and k.rsplit("_", 1)[1].isdigit()
+    ]
+    return max(dims, default=0)
+
+
 def _why_nan(report: TopologyReport, score: Score) -> str:
-    if score.reads is None:
-        key = "cubical_complexity" if score.cubical else "total_persistence_0"
-        what = "cubical complexity" if score.cubical else "total persistence"
+    if score.reads is None and score.name in ("decay", "decay_cubical"):
+        keys = (
+            ["cubical_complexity"]
+            if score.cubical
+            else [f"total_persistence_{q}" for q in range(_maxdim_of(report) + 1)]
+        )
         finite = sum(
-            math.isfinite(report.metrics[layer].get(key, math.nan))
+            all(math.isfinite(report.metrics[layer].get(k, math.nan)) for k in keys)
             for layer in report.layers
             if layer not in report.copies
         )
+        what = "cubical complexity" if score.cubical else "total persistence"
         where = " (feature maps: 4-D conv outputs)" if score.cubical else ""
         return (
             f"the score {score.name!r} is NaN: its depth profile needs the {what} of at least 4 monitored layers"
             f"{where}, other than copies, all finite and not all zero; {finite} of the monitored layers have a "
             "finite one"
         )
+    if score.reads is None:
+        return f"the score {score.name!r} is NaN"
     layer = score.reads(report)
     why = report.problem_text(layer) or "its value is NaN"
     return f"the score {score.name!r} reads layer {layer!r}, which is NaN: {why}"

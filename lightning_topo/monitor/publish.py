@@ -201,6 +201,7 @@ class Publisher:
         self.curves.clear()
         self.curve_steps.clear()
         self._n_measured = 0
+        self._layout_registered = False  # a new run may have a new log directory
 
     # figures ----------------------------------------------------------------------------------------------
     def figure_requests(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
@@ -49,7 +50,7 @@ class TopologyEarlyStopping(EarlyStopping):
             self._nan_waits = 0
         elif self.wait_count > waited and nan:
             self._nan_waits += 1
-        if should_stop:
+        if should_stop and self.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED:
             nans = f", {self._nan_waits} of them NaN (a layer the score reads could not be measured)"
             rank_zero_warn(
                 f"TopologyEarlyStopping stopped the run: {self.monitor} did not improve on "
@@ -58,6 +59,15 @@ class TopologyEarlyStopping(EarlyStopping):
                 category=TopologyWarning,
             )
         return should_stop, reason
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "nan_waits": self._nan_waits}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._nan_waits = int(state_dict.get("nan_waits", 0))
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

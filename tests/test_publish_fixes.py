@@ -75,3 +75,34 @@ def test_the_custom_scalars_layout_has_a_category_for_a_descriptor_the_first_lay
     layout = custom_scalars_layout(report, "topo")
     assert list(layout) == ["topo: id_twonn", "topo: cubical_complexity"]
     assert list(layout["topo: cubical_complexity"]) == ["conv"]
+
+
+def test_a_request_made_before_the_last_measurement_was_published_is_drawn_with_its_curves(tmp_path):
+    """``compute="async"``: the next measurement is submitted before the last one is logged, so its figure request
+    lacks that measurement's curves (no Betti-evolution heat map was ever drawn in short async runs)."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.data import DataLoader
+
+    from lightning_topo import analyze
+    from lightning_topo.monitor.publish import Publisher
+    from tests._models import TinyNet, make_data
+
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    trainer = pl.Trainer(logger=logger, accelerator="cpu", enable_progress_bar=False)
+    publisher = Publisher("topo", figure_every=1, save_diagrams=False)
+    reports = [
+        analyze(TinyNet(), DataLoader(make_data(seed=s), batch_size=16), layers=["hidden"], n_samples=48)
+        for s in (0, 1)
+    ]
+    requests = [publisher.figure_requests(trainer, ["hidden"], epoch, epoch) for epoch in (0, 1)]  # both first
+    for epoch, (report, request) in enumerate(zip(reports, requests, strict=True)):
+        report.epoch, report.step = epoch, epoch
+        assert request is not None
+        assert request["hidden"].history == []
+        publisher.publish(trainer, report, {}, request)
+    logger.experiment.flush()
+    acc = EventAccumulator(logger.log_dir, size_guidance={"images": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Images("topo/hidden/betti_evolution")] == [1]

@@ -11,6 +11,7 @@ when it arrives later (``compute="async"``). Figures and files are rank zero's j
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
@@ -345,11 +346,17 @@ class Publisher:
         self, report: TopologyReport, images: dict[str, dict[str, np.ndarray]], requests: dict[str, FigureRequest]
     ) -> Iterator[tuple[str, np.ndarray]]:
         """``(tag, RGB image)``: what the workers drew, and the rest drawn here; a copy of an earlier layer is not
-        drawn again."""
+        drawn again. A request made before earlier measurements were published (``compute="async"``: the next
+        measurement starts before the last one is logged) lacks their curves and range: drawn here again, with
+        them."""
         for layer in report.layers:
             if layer in report.copies:
                 continue
             drawn = images.get(layer)
+            request = requests.get(layer)
+            current = None if request is None else self._current(layer, request)
+            if current is not None and current is not request:
+                drawn, requests = None, {**requests, layer: current}
             if drawn is None and layer in report.diagrams and layer in requests:
                 result = LayerResult({}, report.diagrams[layer], report.betti_curves.get(layer))
                 result.class_diagrams = report.class_diagrams.get(layer, {})
@@ -364,6 +371,20 @@ class Publisher:
             profile = plotting.figure_to_rgb(depth)
         if profile is not None:
             yield f"{self.prefix}/depth_profile", profile
+
+    def _current(self, layer: str, request: FigureRequest) -> FigureRequest:
+        """``request`` with the layer's range and earlier curves as known now (``_record`` has just added this
+        measurement's curves); the request itself when nothing was missing."""
+        known = self.curves.get(layer, [])[:-1]
+        if len(known) == len(request.history) and (request.x_max is not None or not known):
+            return request
+        steps = self.curve_steps.get(layer, [])
+        return dataclasses.replace(
+            request,
+            history=list(known),
+            x_max=self.ranges.get(layer),
+            steps=list(steps) if len(steps) == len(known) + 1 else None,
+        )
 
     # checkpoints ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

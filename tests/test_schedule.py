@@ -310,3 +310,25 @@ def test_early_stopping_at_a_threshold_is_not_reported_as_patience_run_out():
     assert stopper.stopped_epoch == 0
     assert not any("stopped the run" in str(w.message) for w in caught)
     assert stopper.state_dict()["nan_waits"] == 0
+
+
+class WithAuxHead(TinyNet):
+    """An auxiliary head used in training only: a default layer that validation never calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aux_head = nn.Linear(16, 3)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        h = self.hidden(self.encoder(x))
+        return self.loss_fn(self.head(h), y) + self.loss_fn(self.aux_head(h), y)
+
+
+def test_a_default_layer_never_called_in_validation_is_left_out_and_the_score_stays_finite():
+    monitor = TopologyMonitor(n_samples=32)
+    with pytest.warns(TopologyWarning, match="left layer 'aux_head' out of the default layers: it was not called"):
+        trainer(max_epochs=2, callbacks=[monitor]).fit(WithAuxHead())
+    assert monitor.last_report is not None
+    assert "aux_head" not in monitor.last_report.layers
+    assert all(math.isfinite(h["scalars"]["topo/score"]) for h in monitor.history)

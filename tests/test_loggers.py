@@ -43,8 +43,12 @@ def test_mlflow_file_store_gets_scalars_and_figures_at_the_same_steps(tmp_path, 
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps the file store behind this switch
     uri = (tmp_path / "mlruns").as_uri()
     logger = MLFlowLogger(experiment_name="topo", tracking_uri=uri)
-    monitor = _fit(logger)
+    monitor = _fit(logger, save_diagrams=True)
     client = MlflowClient(uri)
+    files = sorted(a.path for a in client.list_artifacts(logger.run_id, "topology"))
+    reports = [p for p in files if p.endswith(".json")]
+    assert reports == ["topology/epoch_0_step_5.json", "topology/epoch_1_step_11.json"]
+    assert not (tmp_path / "mlruns" / "topology").exists()  # not in the store every run shares
     steps = [m.step for m in client.get_metric_history(logger.run_id, "val_loss")]
     assert len(steps) == 2
     for key in KEYS:

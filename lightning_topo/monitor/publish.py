@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import tempfile
 import warnings
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
@@ -313,8 +314,17 @@ class Publisher:
         return scalars
 
     def _files(self, trainer: pl.Trainer, report: TopologyReport) -> None:
-        if self.save_diagrams:
-            report.save(Path(trainer.log_dir or trainer.default_root_dir) / "topology", self.prefix)
+        """The report's files: under the run's log directory, or, when the first logger is MLflow's (whose
+        ``log_dir`` is the store every run shares), as artifacts of its run under ``topology/``."""
+        if not self.save_diagrams:
+            return
+        first = trainer.logger
+        if isinstance(first, MLFlowLogger) and first.run_id is not None:
+            with tempfile.TemporaryDirectory() as folder:
+                report.save(folder, self.prefix)
+                first.experiment.log_artifacts(first.run_id, folder, artifact_path="topology")
+            return
+        report.save(Path(trainer.log_dir or trainer.default_root_dir) / "topology", self.prefix)
 
     def _layout(self, trainer: pl.Trainer, report: TopologyReport) -> None:
         """Register the custom-scalars layout with every TensorBoard logger, once (it also tells

@@ -166,9 +166,15 @@ class TopologyReport:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TopologyReport:
-        """Read a report written by :meth:`save` from its ``.json`` path (the ``.npz`` beside it is optional)."""
+        """Read a report written by :meth:`save` from its ``.json`` path (the ``.npz`` beside it is optional; its
+        path reads the ``.json`` beside it)."""
         path = Path(path)
-        record = json.loads(path.read_text())
+        if path.suffix == ".npz":
+            path = path.with_suffix(".json")
+        try:
+            record = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path} is not a report written by TopologyReport.save (a .json file): {err}") from err
         prefix = record.get("prefix", "topo")
         layers = list(record["layers"])
         scalars = record["scalars"]

@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from lightning_topo import PersistenceDiagrams, TopologyReport
 
@@ -55,3 +56,13 @@ def test_a_saved_report_is_valid_json_without_nan_or_infinity(tmp_path):
     record = json.loads(path.read_text(), parse_constant=refuse)
     assert record["scalars"]["topo/b/id_twonn"] == "inf"
     assert record["scalars"]["topo/a/id_twonn"] is None
+
+
+def test_load_reads_the_json_beside_an_npz_path_and_refuses_other_files_clearly(tmp_path):
+    report = TopologyReport(["a"], {"a": {"id_twonn": 2.5}}, epoch=1)
+    json_path = report.save(tmp_path)
+    assert TopologyReport.load(json_path.with_suffix(".npz")).metrics["a"]["id_twonn"] == 2.5
+    other = tmp_path / "other.json"
+    other.write_bytes(b"\x9d\x00 not json")
+    with pytest.raises(ValueError, match="is not a report written by TopologyReport.save"):
+        TopologyReport.load(other)

@@ -64,5 +64,5 @@ def test_load_reads_the_json_beside_an_npz_path_and_refuses_other_files_clearly(
     assert TopologyReport.load(json_path.with_suffix(".npz")).metrics["a"]["id_twonn"] == 2.5
     other = tmp_path / "other.json"
     other.write_bytes(b"\x9d\x00 not json")
-    with pytest.raises(ValueError, match="is not a report written by TopologyReport.save"):
+    with pytest.raises(ValueError, match=r"is not a report written by TopologyReport\.save"):
         TopologyReport.load(other)

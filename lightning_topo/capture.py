@@ -491,9 +491,10 @@ class SampleSelector:
     Shared by :class:`ActivationCapture` and ``adversarial_geometry`` (which must attack the examples
     ``analyze`` measures)."""
 
-    def __init__(self, options: Options, quota: int) -> None:
+    def __init__(self, options: Options, quota: int, note: Note | None = None) -> None:
         self.options = options
         self.quota = quota
+        self._note = note
         self.reset()
 
     def reset(self) -> None:
@@ -511,9 +512,19 @@ class SampleSelector:
                     "sample='stratified' needs one integer label per example: pass `label_fn`, or use batches "
                     "whose second element (or 'labels' key) is the integer class tensor."
                 )
-            per_class = max(self.quota // (self.options.num_classes or 1), 1)
+            k = self.options.num_classes or 1
+            per_class = max(self.quota // k, 1)
+            values = labels.reshape(-1).tolist()
+            outside = sorted({c for c in values if not 0 <= c < k})
+            if outside and self._note is not None:
+                self._note(
+                    ("stratified labels",),
+                    f"sample='stratified' with num_classes={k} met labels {outside[:5]} outside 0..{k - 1}: the sample "
+                    f"gives every class seen {per_class} examples, so it is not split evenly over the classes; set "
+                    "`num_classes` to the number of classes.",
+                )
             chosen: list[int] = []
-            for i, c in enumerate(labels.reshape(-1).tolist()):
+            for i, c in enumerate(values):
                 if self.class_counts.get(c, 0) < per_class and len(chosen) < remaining:
                     self.class_counts[c] = self.class_counts.get(c, 0) + 1
                     chosen.append(i)
@@ -575,7 +586,7 @@ class ActivationCapture:
         self.optional = set(optional)
         self._note = note or (lambda key, message: None)
         self.reader = BatchReader(options, self._note)
-        self._selector = SampleSelector(options, quota)
+        self._selector = SampleSelector(options, quota, self._note)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._projections: dict[tuple[int, torch.device], torch.Tensor] = {}
         self._layout: dict[str, int] = {}  # alias -> the token dimension of its 3-D outputs, once known

@@ -269,3 +269,14 @@ def test_a_float_input_as_long_as_the_batch_is_read_batch_first():
     points = capture.finish()["input"].points
     assert points is not None
     torch.testing.assert_close(points, x.reshape(4, -1))
+
+
+def test_stratified_sampling_says_when_labels_exceed_num_classes():
+    notes: list[str] = []
+    model = nn.Sequential(nn.Linear(4, 3))
+    options = build_options(n_samples=20, sample="stratified", num_classes=3)
+    capture = ActivationCapture(model, {"0": "a"}, options, quota=20, note=lambda key, message: notes.append(message))
+    y = torch.arange(40) % 5  # five classes, num_classes=3
+    _run(capture, model, [(torch.randn(40, 4), y)])
+    assert len(notes) == 1
+    assert "met labels [3, 4] outside 0..2" in notes[0]

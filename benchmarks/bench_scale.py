@@ -10,7 +10,10 @@ Run: ``python benchmarks/bench_scale.py [--only 1,2] [--repeats R]``. Prints Mar
    bound, the L1 distance between the H1 Betti curves, and the logged descriptors, on clouds with real loops (three
    circles, a torus) and without (Gaussian blobs, representation-like class clusters). Exact H1 is computed only
    where it takes at most about a minute: 4,096 points for the clouds without loops, 2,048 for those with loops
-   (giotto-ph needs more than 100 s for a circle or a torus of 4,096 points).
+   (giotto-ph needs more than 100 s for a circle or a torus of 4,096 points);
+3. one layer's time against its intrinsic dimension: Gaussian clouds in 4 to 64 dimensions, 512 examples exact and
+   4,096 examples with ``ph_samples="auto"`` (the H1 of a subsample grows with the dimension; the exact H1 of 512
+   examples hardly does).
 """
 
 from __future__ import annotations
@@ -211,6 +214,31 @@ def bench_accuracy() -> None:
     print()
 
 
+def bench_dimension(repeats: int) -> None:
+    print(f"## One layer's time against its intrinsic dimension ({_load()})\n")
+    print("Gaussian clouds, `measure_layer` in this process (giotto-ph on every core), best of the repeats.\n")
+    print('| ambient dimension | TwoNN | 512 exact (s) | 4,096, `ph_samples="auto"` (s) |')
+    print("|---|---|---|---|")
+    exact, auto = MeasureOptions(), replace(MeasureOptions(), ph_samples="auto")
+    for d in (4, 8, 16, 32, 64):
+        x = torch.randn(4096, d, generator=torch.Generator().manual_seed(0))
+        times = []
+        for pts, opts in ((x[:512], exact), (x, auto)):
+            measure_layer(LayerSample(pts), opts)  # warm
+            times.append(
+                min(_timed(lambda pts=pts, opts=opts: measure_layer(LayerSample(pts), opts)) for _ in range(repeats))
+            )
+        twonn = measure_layer(LayerSample(x), auto).metrics["id_twonn"]
+        print(f"| {d} | {twonn:.1f} | {times[0]:.2f} | {times[1]:.2f} |")
+    print()
+
+
+def _timed(fn: Any) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
@@ -222,6 +250,8 @@ def main() -> None:
         bench_epoch_end(args.repeats)
     if 2 in only:
         bench_accuracy()
+    if 3 in only:
+        bench_dimension(args.repeats)
 
 
 if __name__ == "__main__":

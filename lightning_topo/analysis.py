@@ -7,6 +7,7 @@ The same pipeline as the callback: :func:`~lightning_topo.options.build_options`
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -160,7 +161,17 @@ def rank_models(
         )
     scored = []
     for name, model in models.items():
-        report = analyze(model, dataloader, score=score, score_mode=score_mode, **analyze_kwargs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                report = analyze(model, dataloader, score=score, score_mode=score_mode, **analyze_kwargs)
+            finally:
+                heard = list(caught)
+        for w in heard:  # said again naming the model ("analyze: layer 'x' ..." of which model?)
+            message = str(w.message)
+            if message.startswith("analyze"):
+                message = f"rank_models, model {name!r}: {message.removeprefix('analyze').lstrip(': ')}"
+            warnings.warn(message, w.category, stacklevel=2)
         scored.append((name, float(report.score) if report.score is not None else math.nan))
     sign = 1.0 if direction.mode == "min" else -1.0
     return sorted(scored, key=lambda item: (math.isnan(item[1]), sign * item[1] if not math.isnan(item[1]) else 0.0))

@@ -181,3 +181,16 @@ def test_the_callback_and_build_options_share_every_option_and_its_default():
         assert name in monitor, name
         if name != "score":  # the monitor measures a score by default, analyze does not
             assert monitor[name].default == options[name].default, name
+
+
+class _DeadHidden(TinyNet):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.hidden(self.encoder(x)) * 0.0)
+
+
+def test_rank_models_warnings_name_the_model_they_are_about():
+    with pytest.warns(TopologyWarning) as record:
+        rank_models({"fine": TinyNet(), "dead": _DeadHidden()}, _loader(), score="id_last", n_samples=64)
+    messages = [str(w.message) for w in record]
+    assert not any(m.startswith("analyze") for m in messages)
+    assert any(m.startswith("rank_models, model 'dead': layer 'head': constant") for m in messages)

@@ -774,6 +774,10 @@ def betti_figures(
     return figures
 
 
+_MAX_LEGEND = 16
+"""Entries of a per-class legend (more classes: the last entry counts the rest)."""
+
+
 class _ClassCurves(_Plot):
     def __init__(self, n_dims: int, classes: tuple[int, ...], blit: bool) -> None:
         super().__init__(_new_figure(4.6 * n_dims + 1.2, 4.0), blit)
@@ -789,7 +793,13 @@ class _ClassCurves(_Plot):
         for q, ax in enumerate(axes):
             ax.grid(True, color="0.92", lw=0.8)
             _labels(ax, "scale t (normalised distance)", f"β{q}(t)", f"H{q}", x_pad=-0.1, y_pad=-0.12)
-        axes[-1].legend(fontsize=_TICK, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        # as many entries as fit beside the panel; the rest counted in a last entry
+        shown = [self.lines[(n_dims - 1, c)] for c in classes[:_MAX_LEGEND]]
+        if len(classes) > _MAX_LEGEND:
+            shown = shown[: _MAX_LEGEND - 1]
+            more = axes[-1].plot([], [], color="none", label=f"+ {len(classes) - len(shown)} more classes")[0]
+            shown.append(more)
+        axes[-1].legend(handles=shown, fontsize=_TICK, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         self.suptitle = self.figure.suptitle("", fontsize=_TITLE, parse_math=False)
         self.dynamic(*self.lines.values(), self.suptitle)
 

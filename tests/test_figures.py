@@ -466,3 +466,13 @@ def test_a_second_fit_with_a_new_logger_gets_the_custom_scalars_layout_too(tmp_p
         trainer(max_epochs=1, logger=logger, callbacks=[monitor]).fit(TinyNet())
         events = b"".join(path.read_bytes() for path in Path(logger.log_dir).glob("events*"))
         assert b"custom_scalars" in events, logger.log_dir
+
+
+def test_a_per_class_legend_of_many_classes_fits_and_counts_the_rest():
+    curves = {c: np.ones((2, 3)) * (c % 4) for c in range(50)}
+    fig = plotting.plot_class_betti_curves(curves, np.array([0.0, 0.5, 1.0]), "many")
+    texts = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    assert len(texts) == 16
+    assert texts[:2] == ["class 0", "class 1"]
+    assert texts[-1] == "+ 35 more classes"
+    assert plotting.figure_to_rgb(fig).ndim == 3

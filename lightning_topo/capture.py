@@ -954,8 +954,14 @@ class ActivationCapture:
             undecided = next((p for p in parts if isinstance(p, _Undecided)), None)
             if undecided is not None and alias not in self.skipped and alias not in self.problems:
                 self._undecided(alias, undecided.shape)
-            never_called = not parts and alias not in self.problems and alias != self._input_alias
-            if never_called and alias in self.optional and self.n_kept and not self._compiled:
+            never_called = not parts and alias not in self.problems and alias not in self.skipped
+            if (
+                never_called
+                and alias != self._input_alias
+                and alias in self.optional
+                and self.n_kept
+                and not self._compiled
+            ):
                 self.skipped[alias] = (
                     "it was not called during validation (a module used only in training, such as an auxiliary "
                     "head), so it has no activations to measure"

@@ -75,8 +75,14 @@ class SkippedOnOneRankNet(TinyNet):
 
 
 def run_skipped(out: Path, compute: str) -> None:
-    monitor = TopologyMonitor(n_samples=48, maxdim=0, compute=compute)  # type: ignore[arg-type]
-    tr = trainer(max_epochs=1, strategy="ddp", devices=2, use_distributed_sampler=False, callbacks=[monitor])
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    # save_diagrams: rank zero alone writes the files (reading trainer.log_dir there, a collective, hung the run)
+    monitor = TopologyMonitor(n_samples=48, maxdim=0, compute=compute, save_diagrams=True)  # type: ignore[arg-type]
+    logger = TensorBoardLogger(out, name=f"tb_{compute}")
+    tr = trainer(
+        max_epochs=1, strategy="ddp", devices=2, use_distributed_sampler=False, callbacks=[monitor], logger=logger
+    )
     tr.fit(SkippedOnOneRankNet())
     metrics = sorted(k for k in tr.callback_metrics if k.startswith("topo/"))
     report = monitor.last_report

@@ -92,6 +92,7 @@ def test_ranks_get_the_layers_longest_first_to_the_least_loaded_rank():
 @pytest.mark.parametrize("compute", ["sync", "async"])
 def test_ddp_leaves_out_on_every_rank_a_default_layer_that_one_rank_leaves_out(tmp_path, compute):
     _run(tmp_path, "skipped", compute)
+    assert list((tmp_path / f"tb_{compute}").glob("version_*/topology/epoch_0_step_*.json"))  # save_diagrams=True
     rank0 = json.loads((tmp_path / f"skipped_{compute}_rank0.json").read_text())
     rank1 = json.loads((tmp_path / f"skipped_{compute}_rank1.json").read_text())
     if compute == "sync":

@@ -20,7 +20,9 @@ from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
-from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger  # mlflow itself is imported by the logger
+
+# mlflow itself is imported by its logger
+from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 
 from lightning_topo import plotting
 from lightning_topo._warnings import TopologyWarning, WarningLedger
@@ -152,6 +154,16 @@ def validation_metrics(trainer: pl.Trainer, prefix: str) -> list[str]:
     """The run's own validation metrics (``val_loss``, ``val/acc``, ...): the scalar keys starting with ``val``."""
     keys = getattr(trainer, "callback_metrics", {}) or {}
     return sorted(k for k in keys if k.lower().startswith("val") and not k.startswith(f"{prefix}/"))
+
+
+def _run_dir(trainer: pl.Trainer) -> str:
+    """``trainer.log_dir`` without its broadcast: that property is a collective every rank must join, and the
+    report files are written on rank zero only (under DDP, reading it there hung the run)."""
+    if not trainer.loggers:
+        return trainer.default_root_dir
+    first = trainer.loggers[0]
+    folder = first.log_dir if isinstance(first, (TensorBoardLogger, CSVLogger)) else first.save_dir
+    return folder or trainer.default_root_dir
 
 
 def _escape(name: str) -> str:
@@ -324,7 +336,7 @@ class Publisher:
                 report.save(folder, self.prefix)
                 first.experiment.log_artifacts(first.run_id, folder, artifact_path="topology")
             return
-        report.save(Path(trainer.log_dir or trainer.default_root_dir) / "topology", self.prefix)
+        report.save(Path(_run_dir(trainer)) / "topology", self.prefix)
 
     def _layout(self, trainer: pl.Trainer, report: TopologyReport) -> None:
         """Register the custom-scalars layout with every TensorBoard logger, once (it also tells

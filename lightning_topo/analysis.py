@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from lightning_topo._running import default_forward, map_tensors, running
-from lightning_topo._warnings import WarningLedger
+from lightning_topo._warnings import TopologyWarning, WarningLedger
 from lightning_topo.capture import INPUT_KEYS, ActivationCapture, LayerSpec, default_layers, resolve_layers
 from lightning_topo.engine import WorkerPool, auto_workers, check_problems, measure
 from lightning_topo.options import Mode, build_options, check_option_names, check_workers
@@ -161,17 +161,17 @@ def rank_models(
         )
     scored = []
     for name, model in models.items():
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
+        # analyze's own warnings are said again naming the model ("analyze: layer 'x' ..." of which model?); the
+        # user's filters still apply (ignored warnings are not recorded, "error" raises inside analyze)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
                 report = analyze(model, dataloader, score=score, score_mode=score_mode, **analyze_kwargs)
-            finally:
-                heard = list(caught)
-        for w in heard:  # said again naming the model ("analyze: layer 'x' ..." of which model?)
-            message = str(w.message)
-            if message.startswith("analyze"):
-                message = f"rank_models, model {name!r}: {message.removeprefix('analyze').lstrip(': ')}"
-            warnings.warn(message, w.category, stacklevel=2)
+        finally:
+            for w in caught:
+                message = str(w.message)
+                if issubclass(w.category, TopologyWarning) and message.startswith("analyze"):
+                    message = f"rank_models, model {name!r}: {message.removeprefix('analyze').lstrip(': ')}"
+                warnings.warn_explicit(message, w.category, w.filename, w.lineno)
         scored.append((name, float(report.score) if report.score is not None else math.nan))
     sign = 1.0 if direction.mode == "min" else -1.0
     return sorted(scored, key=lambda item: (math.isnan(item[1]), sign * item[1] if not math.isnan(item[1]) else 0.0))

@@ -963,8 +963,8 @@ class ActivationCapture:
                 and not self._compiled
             ):
                 self.skipped[alias] = (
-                    "it was not called during validation (a module used only in training, such as an auxiliary "
-                    "head), so it has no activations to measure"
+                    "it was not called in the validation batches sampled (a module used only in training, such as an "
+                    "auxiliary head, or a branch these examples do not take), so it has no activations to measure"
                 )
             if alias in self.skipped:
                 continue

@@ -175,6 +175,8 @@ class TopologyReport:
             record = json.loads(path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"{path} is not a report written by TopologyReport.save (a .json file): {err}") from err
+        if not isinstance(record, dict) or "layers" not in record or "scalars" not in record:
+            raise ValueError(f"{path} is not a report written by TopologyReport.save: it has no layers and scalars.")
         prefix = record.get("prefix", "topo")
         layers = list(record["layers"])
         scalars = record["scalars"]

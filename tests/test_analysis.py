@@ -194,3 +194,19 @@ def test_rank_models_warnings_name_the_model_they_are_about():
     messages = [str(w.message) for w in record]
     assert not any(m.startswith("analyze") for m in messages)
     assert any(m.startswith("rank_models, model 'dead': layer 'head': constant") for m in messages)
+
+
+class _WarnsThenFails(TinyNet):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        warnings.warn("context before the failure", UserWarning, stacklevel=2)
+        raise RuntimeError("broken model")
+
+
+def test_rank_models_keeps_the_warnings_of_a_model_that_fails_and_the_users_filters():
+    with pytest.warns(UserWarning, match="context before the failure"), pytest.raises(RuntimeError, match="broken"):
+        rank_models({"bad": _WarnsThenFails()}, _loader(), score="id_last", n_samples=64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=TopologyWarning)
+        rank_models({"dead": _DeadHidden()}, _loader(), score="id_last", n_samples=64)
+    assert not [w for w in caught if issubclass(w.category, TopologyWarning)]  # ignored stays ignored

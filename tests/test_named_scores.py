@@ -207,8 +207,12 @@ def test_a_nan_callable_score_gets_no_message_about_depth_profiles():
     def mine(report) -> float:
         return math.nan
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        analyze(TinyNet(), DataLoader(make_data(), batch_size=16), score=mine, n_samples=48)
-    said = [str(w.message) for w in caught if "score 'mine'" in str(w.message)]
-    assert said == ["analyze: the score 'mine' is NaN."]
+    def decay(report) -> float:  # a user's callable with a named score's name
+        return math.nan
+
+    for fn in (mine, decay):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            analyze(TinyNet(), DataLoader(make_data(), batch_size=16), score=fn, n_samples=48)
+        said = [str(w.message) for w in caught if f"score '{fn.__name__}'" in str(w.message)]
+        assert said == [f"analyze: the score '{fn.__name__}' is NaN."]

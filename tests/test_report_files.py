@@ -66,3 +66,7 @@ def test_load_reads_the_json_beside_an_npz_path_and_refuses_other_files_clearly(
     other.write_bytes(b"\x9d\x00 not json")
     with pytest.raises(ValueError, match=r"is not a report written by TopologyReport\.save"):
         TopologyReport.load(other)
+    for content in ('{"a": 1}', "[1, 2]"):  # JSON, but not a report
+        other.write_text(content)
+        with pytest.raises(ValueError, match="it has no layers and scalars"):
+            TopologyReport.load(other)

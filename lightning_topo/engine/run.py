@@ -24,7 +24,7 @@ from lightning_topo.engine.layer import measure_layer as _measure_layer
 from lightning_topo.engine.pool import WorkerPool
 from lightning_topo.options import MeasureOptions, OnError
 from lightning_topo.report import TopologyReport
-from lightning_topo.scores import Score
+from lightning_topo.scores import Score, decay, decay_cubical
 
 __all__ = [
     "FigureRequest",
@@ -209,7 +209,7 @@ def _maxdim_of(report: TopologyReport) -> int:
 
 
 def _why_nan(report: TopologyReport, score: Score) -> str:
-    if score.reads is None and score.name in ("decay", "decay_cubical"):
+    if score.fn is decay or score.fn is decay_cubical:  # the named profile scores (a callable may share the name)
         keys = (
             ["cubical_complexity"]
             if score.cubical

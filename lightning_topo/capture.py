@@ -569,6 +569,9 @@ class ActivationCapture:
         optional: aliases chosen by default rather than by the user: one whose output cannot be aligned with
             the batch is left out (with a note) instead of logging NaN.
         note: ``note(key, message)`` reports something to the user once per key (a warning).
+        strict_layout: a named layer whose ``(B, B, D)`` layout no batch of the sample told raises ValueError in
+            :meth:`finish` (``analyze``); otherwise it is a problem of that layer, NaN with a warning (the callback:
+            never the end of a run, and under DDP never one rank raising while the others wait).
     """
 
     def __init__(
@@ -579,8 +582,10 @@ class ActivationCapture:
         quota: int,
         optional: Iterable[str] = (),
         note: Note | None = None,
+        strict_layout: bool = True,
     ) -> None:
         self.model = model
+        self.strict_layout = strict_layout
         self.layers = dict(layers)
         self.options = options
         self.optional = set(optional)
@@ -902,11 +907,20 @@ class ActivationCapture:
                 "name the layer in `layers`)",
             )
             return
-        raise ValueError(
+        message = (
             f"Layer {alias!r} has output shape {shape}: its sequence length equals the batch size {b} in every batch "
             "of the sample, so lightning-topo cannot tell which dimension holds the examples. Pass "
             "`sequence_dim=1` for batch-first (B, T, D) outputs or `sequence_dim=0` for sequence-first (T, B, D) "
             "outputs."
+        )
+        if self.strict_layout:
+            raise ValueError(message)
+        self._problem(
+            alias,
+            "layout",
+            f"its output has shape {shape}: its sequence length equals the batch size {b} in every batch of the "
+            "sample, so lightning-topo cannot tell which dimension holds the examples (pass `sequence_dim=1` for "
+            "batch-first (B, T, D) outputs or `sequence_dim=0` for sequence-first ones)",
         )
 
     def _to_tensor(self, alias: str, output: Any) -> torch.Tensor | None:

@@ -280,3 +280,26 @@ def test_stratified_sampling_says_when_labels_exceed_num_classes():
     _run(capture, model, [(torch.randn(40, 4), y)])
     assert len(notes) == 1
     assert "met labels [3, 4] outside 0..2" in notes[0]
+
+
+def test_the_callback_measures_an_undecidable_named_sequence_layer_as_nan_with_a_warning_not_an_error():
+    """In a training run (and under DDP, where one rank raising would leave the others waiting) a layout no batch
+    tells is a problem of the layer, never the end of the run."""
+    from lightning_topo import TopologyMonitor, TopologyWarning
+    from tests._models import TinyNet, trainer
+
+    class Tokens(TinyNet):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tokens = nn.Identity()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.hidden(self.encoder(x))  # (B, 16), batches of 16: (B, 16, 1) is (B, B, 1)
+            return self.head(self.tokens(h.unsqueeze(-1)).squeeze(-1))
+
+    monitor = TopologyMonitor(layers=["tokens", "hidden"], n_samples=32)
+    with pytest.warns(TopologyWarning, match="layer 'tokens'.*cannot tell which dimension holds the examples"):
+        trainer(max_epochs=1, callbacks=[monitor]).fit(Tokens())
+    assert monitor.last_report is not None
+    assert math.isnan(monitor.last_report.metrics["tokens"]["id_twonn"])
+    assert math.isfinite(monitor.last_report.metrics["hidden"]["id_twonn"])

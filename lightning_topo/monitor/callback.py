@@ -314,7 +314,9 @@ class TopologyMonitor(Callback):
         quota = -(-self.n_samples // max(trainer.world_size, 1))  # each rank's share, rounded up
         layers = resolve_layers(pl_module, self.layers)
         optional = default_layers(pl_module) if self.layers is None else ()
-        self._capture = ActivationCapture(pl_module, layers, self.options, quota, optional, self._warn)
+        self._capture = ActivationCapture(
+            pl_module, layers, self.options, quota, optional, self._warn, strict_layout=False
+        )
         shared = self.settings.compute == "sync" and trainer.world_size > 1  # every rank measures its share
         self._queue.cores = max(1, available_cores() // max(trainer.num_devices, 1)) if shared else None
         if (trainer.is_global_zero or shared) and stage in ("fit", "validate"):

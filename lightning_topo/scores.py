@@ -37,6 +37,7 @@ class Score:
         reads: which layer the score reads, for the message when it is NaN (``None``: several layers).
         cubical: whether it reads the cubical complexity of feature maps (measured on 8 images per layer unless
             ``cubical_samples`` says otherwise).
+        profile: the depth profile the score reduces, for the message when it is NaN (``None``: no profile).
     """
 
     name: str
@@ -46,6 +47,7 @@ class Score:
     class_needs: tuple[str, ...] = ()
     reads: Callable[[TopologyReport], str] | None = None
     cubical: bool = False
+    profile: Callable[[TopologyReport], np.ndarray] | None = None
 
     def __call__(self, report: TopologyReport) -> float:
         return float(self.fn(report))
@@ -110,9 +112,30 @@ def decay(report: TopologyReport) -> float:
     :func:`~lightning_topo.functional.topological_complexity_decay` of the profile. Lower (faster decay) was
     reported to predict higher fine-tuning accuracy. Lower is better.
     """
+    return _decay_of(persistence_profile(report))
+
+
+def persistence_profile(report: TopologyReport) -> np.ndarray:
+    """``decay``'s depth profile: each layer's total persistence summed over homology dimensions, copies left out."""
     keys = [k for k in report.metrics[report.layers[0]] if k.startswith("total_persistence_")]
     layers = [layer for layer in report.layers if layer not in report.copies]
-    profile = np.array([sum(report.metrics[layer][k] for k in keys) for layer in layers])
+    return np.array([sum(report.metrics[layer][k] for k in keys) for layer in layers])
+
+
+def cubical_profile(report: TopologyReport) -> np.ndarray:
+    """``decay_cubical``'s depth profile: the ``cubical_complexity`` of the layers with feature maps, copies left
+    out."""
+    return np.array(
+        [
+            report.metrics[layer]["cubical_complexity"]
+            for layer in report.layers
+            if "cubical_complexity" in report.metrics[layer] and layer not in report.copies
+        ]
+    )
+
+
+def _decay_of(profile: np.ndarray) -> float:
+    """Theta of a depth profile: NaN for fewer than 4 layers, a non-finite value or an all-zero profile."""
     if len(profile) < 4 or not np.isfinite(profile).all() or not profile.any():
         return math.nan
     return topological_complexity_decay(profile)
@@ -128,16 +151,7 @@ def decay_cubical(report: TopologyReport) -> float:
     Lower (faster decay) was reported to predict higher fine-tuning accuracy across pretrained models (Spearman
     -0.90 over nine ImageNet models). Lower is better.
     """
-    profile = np.array(
-        [
-            report.metrics[layer]["cubical_complexity"]
-            for layer in report.layers
-            if "cubical_complexity" in report.metrics[layer] and layer not in report.copies
-        ]
-    )
-    if len(profile) < 4 or not np.isfinite(profile).all() or not profile.any():
-        return math.nan
-    return topological_complexity_decay(profile)
+    return _decay_of(cubical_profile(report))
 
 
 SCORES: dict[str, Score] = {
@@ -146,7 +160,7 @@ SCORES: dict[str, Score] = {
         Score("id_last", id_last, "min", ("id_twonn",), reads=last_hidden),
         Score("phdim_last", phdim_last, "min", ("id_phdim",), reads=last_hidden),
         Score("lifespan_sum", lifespan_sum, "min", ("total_persistence",), ("total_persistence",), last_hidden),
-        Score("decay", decay, "min", ("total_persistence",)),
-        Score("decay_cubical", decay_cubical, "min", cubical=True),
+        Score("decay", decay, "min", ("total_persistence",), profile=persistence_profile),
+        Score("decay_cubical", decay_cubical, "min", cubical=True, profile=cubical_profile),
     )
 }

@@ -24,7 +24,7 @@ from lightning_topo.engine.layer import measure_layer as _measure_layer
 from lightning_topo.engine.pool import WorkerPool
 from lightning_topo.options import MeasureOptions, OnError
 from lightning_topo.report import TopologyReport
-from lightning_topo.scores import Score, decay, decay_cubical
+from lightning_topo.scores import Score
 
 __all__ = [
     "FigureRequest",
@@ -197,29 +197,9 @@ def assemble(
     return report
 
 
-def _maxdim_of(report: TopologyReport) -> int:
-    """The highest homology dimension with a total persistence in ``report`` (0 when none)."""
-    dims = [
-        int(k.rsplit("_", 1)[1])
-        for m in report.metrics.values()
-        for k in m
-        if k.startswith("total_persistence_") and k.rsplit("_", 1)[1].isdigit()
-    ]
-    return max(dims, default=0)
-
-
 def _why_nan(report: TopologyReport, score: Score) -> str:
-    if score.fn is decay or score.fn is decay_cubical:  # the named profile scores (a callable may share the name)
-        keys = (
-            ["cubical_complexity"]
-            if score.cubical
-            else [f"total_persistence_{q}" for q in range(_maxdim_of(report) + 1)]
-        )
-        finite = sum(
-            all(math.isfinite(report.metrics[layer].get(k, math.nan)) for k in keys)
-            for layer in report.layers
-            if layer not in report.copies
-        )
+    if score.profile is not None:
+        finite = int(np.isfinite(score.profile(report)).sum())
         what = "cubical complexity" if score.cubical else "total persistence"
         where = " (feature maps: 4-D conv outputs)" if score.cubical else ""
         return (

@@ -896,32 +896,15 @@ class ActivationCapture:
 
     def _undecided(self, alias: str, shape: tuple[int, ...]) -> None:
         """No batch of the sample told the layout of a ``(B, B, D)`` output: a default layer is left out with a
-        note; a named one is a configuration to fix (``sequence_dim``)."""
-        b = shape[0]
-        if alias in self.optional:
-            self._problem(
-                alias,
-                "shape",
-                f"its output has shape {shape}: its second dimension equals the batch size {b} in every batch of the "
-                "sample, so lightning-topo cannot tell which dimension holds the examples (pass `sequence_dim`, or "
-                "name the layer in `layers`)",
-            )
-            return
-        message = (
-            f"Layer {alias!r} has output shape {shape}: its sequence length equals the batch size {b} in every batch "
-            "of the sample, so lightning-topo cannot tell which dimension holds the examples. Pass "
-            "`sequence_dim=1` for batch-first (B, T, D) outputs or `sequence_dim=0` for sequence-first (T, B, D) "
-            "outputs."
+        note; a named one raises with ``strict_layout`` (``analyze``), else it is that layer's problem."""
+        why = (
+            f"its output has shape {shape}: its sequence length equals the batch size {shape[0]} in every batch of "
+            "the sample, so lightning-topo cannot tell which dimension holds the examples (pass `sequence_dim=1` "
+            "for batch-first (B, T, D) outputs or `sequence_dim=0` for sequence-first (T, B, D) ones)"
         )
-        if self.strict_layout:
-            raise ValueError(message)
-        self._problem(
-            alias,
-            "layout",
-            f"its output has shape {shape}: its sequence length equals the batch size {b} in every batch of the "
-            "sample, so lightning-topo cannot tell which dimension holds the examples (pass `sequence_dim=1` for "
-            "batch-first (B, T, D) outputs or `sequence_dim=0` for sequence-first ones)",
-        )
+        if alias not in self.optional and self.strict_layout:
+            raise ValueError(f"Layer {alias!r}: {why}.")
+        self._problem(alias, "shape" if alias in self.optional else "layout", why)
 
     def _to_tensor(self, alias: str, output: Any) -> torch.Tensor | None:
         transform = self.options.output_transform

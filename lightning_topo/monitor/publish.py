@@ -242,10 +242,14 @@ class Publisher:
 
     def _steps(self, layer: str, step: int | None) -> list[int] | None:
         """The steps of the layer's kept curves and of this measurement, when every one is known."""
+        known = self._known_steps(layer)
+        return None if known is None or step is None else [*known, step]
+
+    def _known_steps(self, layer: str) -> list[int] | None:
+        """The step of each of the layer's kept curves, or None when some are unknown (a report without a step, a
+        checkpoint from before the steps were kept)."""
         steps = self.curve_steps.get(layer, [])
-        if step is None or len(steps) != len(self.curves.get(layer, [])):
-            return None
-        return [*steps, step]
+        return list(steps) if len(steps) == len(self.curves.get(layer, [])) else None
 
     def _draw_now(self, trainer: pl.Trainer) -> bool:
         if not self.figure_every or not trainer.is_global_zero or self._n_measured % self.figure_every:
@@ -400,12 +404,8 @@ class Publisher:
         known = self.curves.get(layer, [])[:-1]
         if len(known) == len(request.history) and (request.x_max is not None or not known):
             return request
-        steps = self.curve_steps.get(layer, [])
         return dataclasses.replace(
-            request,
-            history=list(known),
-            x_max=self.ranges.get(layer),
-            steps=list(steps) if len(steps) == len(known) + 1 else None,
+            request, history=list(known), x_max=self.ranges.get(layer), steps=self._known_steps(layer)
         )
 
     # checkpoints ------------------------------------------------------------------------------------------

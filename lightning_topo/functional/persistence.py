@@ -12,7 +12,14 @@ from lightning_topo.diagrams import PersistenceDiagrams
 from lightning_topo.functional._checks import check_choice, check_distance_matrix, check_maxdim
 from lightning_topo.functional.distances import Metric, pairwise_distances
 
-__all__ = ["h0_mst_deaths", "insertion_radii", "rips_from_distances", "sparse_rips_edges", "vietoris_rips"]
+__all__ = [
+    "h0_mst_deaths",
+    "insertion_radii",
+    "rips_from_distances",
+    "rips_horizon",
+    "sparse_rips_edges",
+    "vietoris_rips",
+]
 
 
 def vietoris_rips(
@@ -37,6 +44,13 @@ def vietoris_rips(
     cone and has no homology), so the result equals the full filtration's. With ``maxdim=0`` (and
     ``h0="auto"``) the diagram comes from a minimum spanning tree on the device instead: the finite H0
     deaths of a Rips filtration are exactly the MST edge lengths, all births are 0.
+
+    With ``maxdim=1`` (coefficients in Z/2, no threshold, at least 64 points) the H1 reduction stops earlier,
+    just above :func:`rips_horizon`: past it no H1 class is born, so the classes born before it that die by the
+    cut are all there is. When one is still alive at the cut (a loop much larger than the gaps between points:
+    a circle, a torus), the whole filtration runs after all. The diagrams are the same either way, pair for pair;
+    on representation-like clouds of 512 points the reduction takes 0.6-0.9 of the time (``benchmarks/RESULTS.md``,
+    section 6).
 
     Infinite bars: with ``thresh=inf`` the only essential bar is H0's ``[0, inf)``; with a finite
     ``thresh`` every class still alive at ``thresh`` is essential. Zero-length bars are dropped.
@@ -129,18 +143,24 @@ def rips_from_distances(
         elif sparse is not None:
             dgms = _sparse_rips(d_np, maxdim, sparse, thresh, coeff, n_threads)
         else:
-            from gph import ripser_parallel
+            cut = None
+            if maxdim == 1 and coeff == 2 and thresh == math.inf and not collapse_edges:
+                cut = _rips_below_horizon(d_np.astype(np.float32, copy=False), n_threads)
+            if cut is not None:
+                dgms = cut
+            else:
+                from gph import ripser_parallel
 
-            res = ripser_parallel(
-                d_np,
-                maxdim=maxdim,
-                thresh=thresh,
-                coeff=coeff,
-                metric="precomputed",
-                n_threads=n_threads,
-                collapse_edges=collapse_edges,
-            )
-            dgms = [np.asarray(g, dtype=np.float64).reshape(-1, 2) for g in res["dgms"]]
+                res = ripser_parallel(
+                    d_np,
+                    maxdim=maxdim,
+                    thresh=thresh,
+                    coeff=coeff,
+                    metric="precomputed",
+                    n_threads=n_threads,
+                    collapse_edges=collapse_edges,
+                )
+                dgms = [np.asarray(g, dtype=np.float64).reshape(-1, 2) for g in res["dgms"]]
         dgms = [g[g[:, 1] > g[:, 0]] for g in dgms]
     if use_mst:
         deaths = h0_mst_deaths(d).cpu().numpy()
@@ -304,15 +324,160 @@ def h0_mst_deaths(d: torch.Tensor) -> torch.Tensor:
 
 
 def _prim(d: np.ndarray) -> np.ndarray:
+    return _prim_tree(d, edges=False)[0]
+
+
+def _prim_tree(d: np.ndarray, edges: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Prim's tree on a dense matrix: its edge lengths and, with ``edges``, their ends ``(parents, children)``."""
     n = d.shape[0]
     best = d[0].copy()  # each vertex's distance to the tree
     fence = np.full(n, -np.inf, dtype=d.dtype)  # +inf for vertices in the tree: one maximum keeps them out
     fence[0] = best[0] = np.inf
     deaths = np.empty(n - 1, dtype=d.dtype)
+    children = np.empty(n - 1, dtype=np.intp)
     for k in range(n - 1):
         j = int(best.argmin())
-        deaths[k] = best[j]
+        deaths[k], children[k] = best[j], j
         fence[j] = np.inf
         np.minimum(best, d[j], out=best)
         np.maximum(best, fence, out=best)  # (a boolean mask assignment per step cost 2.5x the whole loop)
-    return deaths
+    if not edges:
+        return deaths, children, children
+    # each child's parent: a vertex added before it at exactly its distance to the tree (one pass, not one per step)
+    rank = np.empty(n, dtype=np.intp)
+    rank[0], rank[children] = 0, np.arange(1, n)
+    earlier = rank[None, :] < np.arange(1, n)[:, None]
+    parents = ((d[children] == deaths[:, None]) & earlier).argmax(axis=1)
+    return deaths, parents, children
+
+
+HORIZON_MARGIN = 1.1
+"""The H1 reduction stops at this multiple of :func:`rips_horizon` (the deaths of the classes born below it were
+within 1.0-1.2x of it on representation-like clouds); a class still alive there makes it run again further."""
+
+HORIZON_RETRY = 1.25
+"""When a class is still alive at the first cut, one more is tried this much further, then the whole filtration."""
+
+HORIZON_SPARSE = 0.35
+"""Below the cut, a filtration with at most this fraction of the pairs goes to giotto-ph as a sparse matrix (measured
+10-30% faster than its dense matrix there, slower above)."""
+
+HORIZON_GAIN = 0.9
+"""The horizon is used only when this much below the enclosing radius (where giotto-ph stops anyway)."""
+
+HORIZON_MIN_POINTS = 64
+"""Below this many points the full reduction takes under a millisecond: no horizon."""
+
+
+def rips_horizon(d: np.ndarray, tree: tuple[np.ndarray, np.ndarray] | None = None, witnesses: int = 4) -> float:
+    """A scale beyond which the Vietoris-Rips filtration of ``d`` gives birth to no H1 class of positive persistence.
+
+    It is the length of the longest edge that is neither in a minimum spanning tree nor the strictly longest edge
+    of a triangle (an edge ``uv`` with an empty lune: no ``w`` has ``max(d(u, w), d(v, w)) < d(u, v)``). Every
+    longer edge ``uv`` outside the tree has such a ``w``, and the triangle ``uvw`` turns ``uv`` into the shorter
+    ``uw + wv`` in homology at the scale ``uv`` enters; a tree edge joins two components and closes no cycle. So
+    every 1-cycle at a larger scale is homologous to one of edges up to the horizon, and a filtration stopped at
+    any ``t`` above it has every H1 bar of the full one: those that die by ``t`` exactly, the others as essential
+    (which then shows that ``t`` was too early for deaths).
+
+    Witnesses are tried among the ``witnesses`` nearest neighbours of each end first (one pass over the matrix
+    each: every long edge has one), then every point for the few edges left, longest first, until the first with
+    an empty lune (about 4 ms at 512 points).
+
+    Args:
+        d: square distance matrix (NumPy), exactly symmetric with a zero diagonal; compared as given, so pass the
+            values the persistence call will see (float32 for giotto-ph).
+        tree: ``(parents, children)`` of a minimum spanning tree of ``d`` (computed when ``None``).
+        witnesses: nearest neighbours tried as witnesses in the vectorised passes.
+
+    Returns:
+        The horizon (``0.0`` when every edge outside the tree has a witness).
+
+    References:
+        Toussaint, "The relative neighbourhood graph of a finite planar set", Pattern Recognition 12, 1980 (empty
+        lunes; the minimum spanning tree is a subgraph of that graph).
+
+    Example:
+        >>> square = np.array([[0, 1, 2, 1], [1, 0, 1, 2], [2, 1, 0, 1], [1, 2, 1, 0]], dtype=np.float32) ** 0.5
+        >>> float(rips_horizon(square))  # a square: its fourth side closes the loop (the diagonals are witnessed)
+        1.0
+    """
+    n = d.shape[0]
+    if tree is None:
+        _, parents, children = _prim_tree(d)
+        tree = (parents, children)
+    rows = np.arange(n)
+    far = d.copy()
+    np.fill_diagonal(far, np.inf)
+    near = np.empty((n, max(1, min(witnesses, n - 2))), dtype=np.intp)
+    for j in range(near.shape[1]):  # the nearest neighbours one at a time: k argmins beat a partition
+        near[:, j] = far.argmin(axis=1)
+        far[rows, near[:, j]] = np.inf
+    # the two nearest neighbours of each end, over the whole matrix (row u: witnesses near u), leave a few percent
+    # of the pairs; the further neighbours are tried on those only
+    dense = min(2, near.shape[1])
+    open_ = np.ones((n, n), dtype=bool)
+    for j in range(dense):
+        w = near[:, j]
+        open_ &= (d[w] >= d) | (d[rows, w][:, None] >= d)
+    open_ &= open_.T
+    open_[tree[0], tree[1]] = open_[tree[1], tree[0]] = False
+    pairs = np.flatnonzero(open_)  # flat indices u * n + v (a 2-D nonzero costs 6x more)
+    iu, iv = np.divmod(pairs, n)
+    upper = iu < iv
+    iu, iv = iu[upper], iv[upper]
+    flat = d.reshape(-1)
+    length = flat[pairs[upper]]
+    for j in range(dense, near.shape[1]):
+        keep = np.ones(len(iu), dtype=bool)
+        for a, b in ((iu, iv), (iv, iu)):
+            w = near[a, j]
+            keep &= (flat[w * n + b] >= length) | (flat[a * n + w] >= length)
+        iu, iv, length = iu[keep], iv[keep], length[keep]
+    order = np.argsort(-length, kind="stable")
+    iu, iv, lengths = iu[order], iv[order], length[order]
+    for start in range(0, len(lengths), 64):  # exact, longest first, in chunks: the first empty lune is the horizon
+        u, v, length = iu[start : start + 64], iv[start : start + 64], lengths[start : start + 64]
+        witnessed = (np.maximum(d[u], d[v]) < length[:, None]).any(axis=1)
+        if not witnessed.all():
+            return float(length[int(np.argmin(witnessed))])
+    return 0.0
+
+
+def _rips_below_horizon(d: np.ndarray, n_threads: int) -> list[np.ndarray] | None:
+    """H0 and H1 of the full filtration of the float32 matrix ``d``, with the reduction stopped above its horizon.
+
+    ``None`` when the horizon would save nothing (small clouds; a horizon near the enclosing radius) or when a
+    class outlives every cut tried (e.g. one big loop): then the caller runs the whole filtration.
+    """
+    n = d.shape[0]
+    if n < HORIZON_MIN_POINTS:
+        return None
+    try:
+        from gph.modules import gph_ripser
+        from scipy.spatial.distance import squareform
+    except ImportError:  # another giotto-ph layout: the public call
+        return None
+    deaths, parents, children = _prim_tree(d)
+    enclosing = float(d.max(axis=1).min())
+    horizon = rips_horizon(d, (parents, children))
+    condensed = None
+    first = HORIZON_MARGIN * horizon
+    for cut in (first, min(HORIZON_RETRY * first, HORIZON_GAIN * enclosing)):
+        if not 0 < cut <= HORIZON_GAIN * enclosing:
+            break
+        below = d <= cut
+        if np.count_nonzero(below) <= HORIZON_SPARSE * n * n:  # few edges: giotto-ph's sparse matrix is faster
+            rows, cols = (np.ascontiguousarray(i, dtype=np.int64) for i in np.nonzero(np.triu(below, 1)))
+            edges = d[rows, cols]  # (the binding reads its arrays as contiguous: nonzero's are strided views)
+            res = gph_ripser.rips_dm_sparse(rows, cols, edges, len(edges), n, 2, 1, cut, n_threads, False)
+        else:
+            condensed = squareform(d, checks=False) if condensed is None else condensed
+            res = gph_ripser.rips_dm(condensed, np.zeros(n, dtype=np.float32), 2, 1, cut, n_threads, False)
+        h1 = np.asarray(res.births_and_deaths_by_dim()[1], dtype=np.float64).reshape(-1, 2)
+        if np.isfinite(h1[:, 1]).all():  # no class alive at the cut: every death is known
+            h0 = np.zeros((n, 2))
+            h0[1:, 1] = deaths  # the tree's lengths are the H0 deaths (ripser's own, in the same float32)
+            h0[0, 1] = math.inf
+            return [h0, h1]
+    return None

@@ -1,6 +1,6 @@
 """Run by tests/test_ddp.py: two CPU processes (gloo), ranks with different numbers of validation examples.
 
-Usage: python tests/ddp_script.py OUT_DIR [metrics | skipped [async]]
+Usage: python tests/ddp_script.py OUT_DIR [fixed | metrics | skipped [async]]
 Each rank writes OUT_DIR/rank{r}.json with the topo/* callback metrics and the monitor's history.
 """
 
@@ -108,6 +108,20 @@ def main() -> None:
     if len(sys.argv) > 2 and sys.argv[2] == "skipped":
         run_skipped(out, sys.argv[3] if len(sys.argv) > 3 else "sync")
         return
+    import lightning_topo.monitor.ddp as ddp
+
+    fixed = len(sys.argv) > 2 and sys.argv[2] == "fixed"
+    if fixed:  # as across machines: each rank measures a fixed share of the layers
+        ddp.work_counter = lambda trainer: None  # type: ignore[assignment]
+    drawn: list[int] = []
+    measure_drawn = ddp._measure_drawn
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        results, elapsed = measure_drawn(*args, **kwargs)
+        drawn.append(len(results))
+        return results, elapsed
+
+    ddp._measure_drawn = counted  # type: ignore[assignment]
     monitor = TopologyMonitor(n_samples=48, score="id_last")
     stopper = monitor.early_stopping(patience=1, min_delta=100.0)  # no score improves by 100: stops at epoch 1
     tr = trainer(
@@ -152,8 +166,10 @@ def main() -> None:
         "history_epochs": [h["epoch"] for h in monitor.history],
         "stopped_epoch": stopper.stopped_epoch,
         "n_samples": monitor.last_report.n_samples if monitor.last_report else None,
+        "drawn": drawn,  # per measurement, how many layers this rank drew from the shared counter
+        "measured_layers": len(last.layers) - len(last.copies),
     }
-    (out / f"rank{tr.global_rank}.json").write_text(json.dumps(payload, sort_keys=True))
+    (out / f"{'fixed_' if fixed else ''}rank{tr.global_rank}.json").write_text(json.dumps(payload, sort_keys=True))
 
 
 if __name__ == "__main__":

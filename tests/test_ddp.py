@@ -40,6 +40,22 @@ def test_two_process_ddp_logs_identical_keys_and_values_on_every_rank_and_stops_
     assert rank0["n_samples"] == rank1["n_samples"] == 24 + 17
     # the ranks shared the layers: exactly the values of the same examples measured in one process
     assert rank0["reference"] == {"same_values": True, "same_score": True}
+    # drawn from the shared counter, one layer at a time: the two ranks measured every layer once between them
+    assert len(rank0["drawn"]) == len(rank1["drawn"]) == 2
+    every = rank0["measured_layers"]
+    assert every >= 3
+    assert [a + b for a, b in zip(rank0["drawn"], rank1["drawn"], strict=True)] == [every, every]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="gloo DDP test runs on POSIX")
+def test_a_fixed_share_per_rank_as_across_machines_gives_the_same_values(tmp_path):
+    _run(tmp_path, "fixed")
+    rank0 = json.loads((tmp_path / "fixed_rank0.json").read_text())
+    rank1 = json.loads((tmp_path / "fixed_rank1.json").read_text())
+    assert rank0["drawn"] == rank1["drawn"] == []
+    assert rank0["metrics"] == rank1["metrics"]
+    assert rank0["reference"] == {"same_values": True, "same_score": True}
 
 
 @pytest.mark.slow

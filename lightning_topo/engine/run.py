@@ -124,6 +124,11 @@ class Measurement:
         return all(f.done() for f in self._futures.values())
 
     @property
+    def futures(self) -> list[Future[LayerResult]]:
+        """The layers' computations (one per layer measured; a copy shares its original's)."""
+        return list(self._futures.values())
+
+    @property
     def elapsed_s(self) -> float:
         """Wall time from the start to the last finished layer (so far)."""
         return (self._finished if self._futures else time.perf_counter()) - self._start

@@ -1,14 +1,19 @@
 """DDP: every rank logs the same values, and the ranks share the work.
 
-Synchronous measurements split the layers across ranks (:func:`measure_shared`): each layer's rows travel from
-every rank to the one rank that owns the layer (``gather_object``, never every sample to every rank), each rank
-measures its layers with its own workers on its own device, and the small per-layer results are gathered so that
-every rank assembles the same report. ``compute="async"`` gathers every rank's samples on rank zero
-(:func:`gather_samples`, a ``gather_object``), which measures them all in the background.
+Synchronous measurements split the layers across ranks (:func:`measure_shared`). On one machine every rank gets
+every layer's rows and the ranks draw the layers one at a time from a counter in the process group's store, each
+measuring with its own workers on its own device until none is left: they finish together, however the layers'
+costs vary. Across machines (or without a store) each layer's rows travel from every rank to the one rank that owns
+the layer (``gather_object``, never every sample to every rank), which measures a fixed share, longest first. Either
+way the small per-layer results are gathered so that every rank assembles the same report. ``compute="async"``
+gathers every rank's samples on rank zero (:func:`gather_samples`, a ``gather_object``), which measures them all in
+the background.
 """
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -18,12 +23,21 @@ import torch
 
 from lightning_topo._warnings import warn_once
 from lightning_topo.engine import FigureRequest, LayerResult, LayerSample, find_copies
+from lightning_topo.engine.layer import failed
 from lightning_topo.engine.run import assemble, sample_size
 from lightning_topo.monitor.publish import logger_step
 from lightning_topo.monitor.queue import Finished, MeasurementQueue, to_cpu
 from lightning_topo.report import TopologyReport
 
-__all__ = ["agree_skipped", "assign_layers", "distributed", "gather_samples", "measure_shared", "merge_parts"]
+__all__ = [
+    "agree_skipped",
+    "assign_layers",
+    "distributed",
+    "gather_samples",
+    "measure_shared",
+    "merge_parts",
+    "work_counter",
+]
 
 _Part = tuple[torch.Tensor | None, torch.Tensor | None, dict[str, str], torch.Tensor | None]
 
@@ -119,6 +133,57 @@ def assign_layers(layers: Sequence[str], costs: dict[str, float], world: int) ->
     return owners
 
 
+def work_counter(trainer: pl.Trainer) -> Any | None:
+    """The process group's key-value store, through which the ranks of one machine draw the layers one at a time
+    (``None``: several machines, where every rank would need every sample, or no store: each rank then measures
+    a fixed share of the layers, gathered to it alone)."""
+    if trainer.num_nodes != 1:
+        return None
+    try:
+        from torch.distributed.distributed_c10d import _get_default_store
+
+        return _get_default_store()
+    except Exception:
+        return None
+
+
+def _measure_drawn(
+    trainer: pl.Trainer,
+    samples: dict[str, LayerSample],
+    measured: list[str],
+    queue: MeasurementQueue,
+    figures: dict[str, FigureRequest] | None,
+    device: torch.device,
+    store: Any,
+    key: str,
+) -> tuple[dict[str, LayerResult], float]:
+    """Every rank gets every layer's rows; then each rank draws the next layer from a shared counter as soon as it
+    is free (longest first by the last measurement's times), so that the ranks finish together however the layers'
+    costs vary from one measurement to the next."""
+    parts = _all(trainer, {a: _part(samples[a]) for a in measured})
+    known = [queue.costs[a] for a in measured if a in queue.costs]
+    guess = max(known, default=1.0)
+    order = sorted(measured, key=lambda a: -queue.costs.get(a, guess))  # the same on every rank (gathered costs)
+
+    def take() -> tuple[str, LayerSample] | None:
+        try:
+            i = int(store.add(key, 1)) - 1
+        except Exception as err:  # this rank stops drawing; the layers it leaves become problems, not a hang
+            warn_once(f"TopologyMonitor: a rank could not draw layers from the shared counter ({err}).")
+            return None
+        if i >= len(order):
+            return None
+        alias = order[i]
+        return alias, merge_parts([part[alias] for part in parts], device)
+
+    return queue.measure_taken(take, figures, len(measured))
+
+
+def _forget(store: Any, key: str) -> None:
+    with contextlib.suppress(Exception):  # a leftover key costs a few bytes
+        store.delete_key(key)
+
+
 def measure_shared(
     trainer: pl.Trainer,
     samples: dict[str, LayerSample],
@@ -139,25 +204,37 @@ def measure_shared(
     layers = list(samples)
     # layers that equal an earlier one on every rank are measured once
     local_copies = find_copies(samples)
-    agreed = _all(trainer, local_copies)
-    copies = {a: o for a, o in local_copies.items() if all(c.get(a) == o for c in agreed)}
+    store = work_counter(trainer)
+    agreed = _all(trainer, (local_copies, uuid.uuid4().hex if store is not None else None))
+    copies = {a: o for a, o in local_copies.items() if all(c.get(a) == o for c, _ in agreed)}
     measured = [a for a in layers if a not in copies]
-    owners = assign_layers(measured, queue.costs, world)
-    share: dict[str, LayerSample] = {}
-    for dst in range(world):
-        payload = {a: _part(samples[a]) for a in measured if owners[a] == dst}
-        gathered: list[Any] | None = [None] * world if rank == dst else None
-        torch.distributed.gather_object(payload, gathered, dst=dst)
-        if gathered is not None:
-            share = {a: merge_parts([part[a] for part in gathered], device) for a in payload}
     local_n, local_counts = sample_size(samples)
     figures = requests(layers)
-    results, elapsed = queue.measure_share(share, {a: r for a, r in figures.items() if a in share} if figures else None)
+    key = f"lightning_topo/layers/{agreed[0][1]}"  # rank zero's token: one counter per measurement
+    drawn = store is not None and all(token is not None for _, token in agreed)  # every rank draws, or none
+    if drawn:
+        results, elapsed = _measure_drawn(trainer, samples, measured, queue, figures, device, store, key)
+    else:
+        owners = assign_layers(measured, queue.costs, world)
+        share: dict[str, LayerSample] = {}
+        for dst in range(world):
+            payload = {a: _part(samples[a]) for a in measured if owners[a] == dst}
+            gathered: list[Any] | None = [None] * world if rank == dst else None
+            torch.distributed.gather_object(payload, gathered, dst=dst)
+            if gathered is not None:
+                share = {a: merge_parts([part[a] for part in gathered], device) for a in payload}
+        mine = {a: r for a, r in figures.items() if a in share} if figures else None
+        results, elapsed = queue.measure_share(share, mine)
     # rank zero's figures stay on rank zero (it alone publishes them); the other ranks get the numbers
     images = {a: r.images for a, r in results.items() if r.images and a not in copies}
     sent = {a: replace(r, images=None) if r.images else r for a, r in results.items()}
     everything = _all(trainer, (sent, elapsed, local_n, local_counts))
     merged: dict[str, LayerResult] = {a: r for part in everything for a, r in part[0].items()}
+    if drawn and rank == 0:
+        _forget(store, key)
+    for alias in measured:  # a counter that failed on a rank leaves its layer to no one: say so, never hang
+        if alias not in merged:
+            merged[alias] = failed(queue.options.measure, {"failed": "no rank measured it (the work queue failed)"})
     queue.costs.update({a: r.seconds for a, r in merged.items()})  # gathered: the same on every rank
     merged.update({a: merged[o] for a, o in copies.items()})
     counts: dict[int, int] = {}

@@ -7,7 +7,10 @@ warning, if its workers die.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED
+from concurrent.futures import wait as wait_any
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -125,6 +128,42 @@ class MeasurementQueue:
         results = measurement.results("warn")
         self._check_pool(measurement)
         return results, measurement.elapsed_s
+
+    def measure_taken(
+        self,
+        take: Callable[[], tuple[str, LayerSample] | None],
+        requests: dict[str, FigureRequest] | None,
+        n_layers: int,
+    ) -> tuple[dict[str, LayerResult], float]:
+        """Measure the layers that ``take`` hands out (``None``: no more), as many at once as this process has
+        workers, taking the next one as soon as one finishes: DDP ranks that draw from one shared counter finish
+        together, whatever each layer costs. Failures are problems, as in :meth:`measure_share`."""
+        self.open(n_layers)
+        start = time.perf_counter()
+        capacity = self._pool.workers if self._pool is not None else 1
+        running: list[Measurement] = []
+        results: dict[str, LayerResult] = {}
+        exhausted = False
+        while True:
+            while not exhausted and len(running) < capacity:
+                taken = take()
+                if taken is None:
+                    exhausted = True
+                    break
+                alias, sample = taken
+                request = {alias: requests[alias]} if requests and alias in requests else None
+                running.append(
+                    start_measurement({alias: sample}, self._measure_options(), pool=self._pool, figures=request)
+                )
+            if not running:
+                break
+            if len(running) > 1:
+                wait_any([f for m in running for f in m.futures], return_when=FIRST_COMPLETED)
+            finished = next((m for m in running if m.done()), running[0])
+            running.remove(finished)
+            results.update(finished.results("warn"))
+            self._check_pool(finished)
+        return results, time.perf_counter() - start
 
     def _measure_options(self) -> MeasureOptions:
         # this process's share of the cores: in its workers, or here under DDP (giotto-ph would take every core)

@@ -402,9 +402,9 @@ def bench_cost_curve(plot_path: str) -> None:
     print("|---|---|---|---|")
     for n in (256, 512, 1024, 2048, 4096, 8192):
         if n <= 4096:
-            point("n_samples (1 layer, width 64)", "exact", n, curved_layers(1, n))
+            point("n_samples (1 layer, width 32)", "exact", n, curved_layers(1, n))
         if n >= 1024:
-            point("n_samples (1 layer, width 64)", 'ph_samples="auto"', n, curved_layers(1, n), ph_samples="auto")
+            point("n_samples (1 layer, width 32)", 'ph_samples="auto"', n, curved_layers(1, n), ph_samples="auto")
     for n_layers in (1, 2, 4, 8, 16, 32):
         point("layers", "512 examples, exact", n_layers, curved_layers(n_layers, 512))
     for n_layers in (1, 2, 4, 8, 16, 32):

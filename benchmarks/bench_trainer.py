@@ -202,10 +202,10 @@ def bench_ddp(repeats: int) -> None:
     print(f"## DDP: 2 ranks against 1 on the same 8 layers ({_load()}, {os.cpu_count()} cores)\n")
     print(
         f"512 validation images (256 per rank under DDP), n_samples=512, gloo; {VALIDATIONS} validations per run, "
-        f"median of {repeats} interleaved runs, each a fresh process group. The first measurement splits the layers "
-        "one each in turn; later ones longest first by each layer's last time. One process: 2 worker processes; two "
-        "ranks: each measures its 4 layers with its "
-        "share of the cores (1 core: in its own process).\n"
+        f"median of {repeats} interleaved runs, each a fresh process group. One process: 2 worker processes; two "
+        "ranks: each gets every layer's rows and takes the layers one at a time (longest first by each layer's last "
+        "time) from a counter in the process group's store, measuring them with its share of the cores (1 core: in "
+        "its own process).\n"
     )
     print(
         "| processes | wait in on_validation_epoch_end on rank 0, 1st validation (s) | later validations (s) "

@@ -19,7 +19,7 @@ from lightning_topo.functional.descriptors import (
 )
 from lightning_topo.functional.distances import distance_scale, pairwise_distances
 from lightning_topo.functional.intrinsic_dimension import intrinsic_dimension, nearest_neighbor_distances
-from lightning_topo.functional.persistence import h0_mst_deaths, vietoris_rips
+from lightning_topo.functional.persistence import h0_mst_deaths, rips_horizon, vietoris_rips
 from lightning_topo.functional.sampling import farthest_point_cover, farthest_point_indices, subsample
 from lightning_topo.functional.scores import topological_complexity_decay
 
@@ -39,6 +39,7 @@ __all__ = [
     "normalize_volumes",
     "pairwise_distances",
     "persistence_entropy",
+    "rips_horizon",
     "subsample",
     "topological_complexity",
     "topological_complexity_decay",

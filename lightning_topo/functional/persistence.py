@@ -355,7 +355,7 @@ HORIZON_MARGIN = 1.1
 """The H1 reduction stops at this multiple of :func:`rips_horizon` (the deaths of the classes born below it were
 within 1.0-1.2x of it on representation-like clouds); a class still alive there makes it run again further."""
 
-HORIZON_RETRY = 1.25
+HORIZON_RETRY = 1.1
 """When a class is still alive at the first cut, one more is tried this much further, then the whole filtration."""
 
 HORIZON_SPARSE = 0.35
@@ -380,9 +380,9 @@ def rips_horizon(d: np.ndarray, tree: tuple[np.ndarray, np.ndarray] | None = Non
     any ``t`` above it has every H1 bar of the full one: those that die by ``t`` exactly, the others as essential
     (which then shows that ``t`` was too early for deaths).
 
-    Witnesses are tried among the ``witnesses`` nearest neighbours of each end first (one pass over the matrix
-    each: every long edge has one), then every point for the few edges left, longest first, until the first with
-    an empty lune (about 4 ms at 512 points).
+    Witnesses are tried among the ``witnesses`` nearest neighbours of each end first (the two nearest over the whole
+    matrix, which leaves a few percent of the pairs; the others on those), then every point for the pairs left,
+    longest first, until the first with an empty lune: 2-5 ms at 512 points, against 30-70 ms for the reduction.
 
     Args:
         d: square distance matrix (NumPy), exactly symmetric with a zero diagonal; compared as given, so pass the
@@ -463,7 +463,8 @@ def _rips_below_horizon(d: np.ndarray, n_threads: int) -> list[np.ndarray] | Non
     horizon = rips_horizon(d, (parents, children))
     condensed = None
     first = HORIZON_MARGIN * horizon
-    for cut in (first, min(HORIZON_RETRY * first, HORIZON_GAIN * enclosing)):
+    second = min(HORIZON_RETRY * first, HORIZON_GAIN * enclosing)
+    for cut in (first, second) if second > first else (first,):
         if not 0 < cut <= HORIZON_GAIN * enclosing:
             break
         below = d <= cut

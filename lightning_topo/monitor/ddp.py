@@ -174,7 +174,10 @@ def _measure_drawn(
         if i >= len(order):
             return None
         alias = order[i]
-        return alias, merge_parts([part[alias] for part in parts], device)
+        try:
+            return alias, merge_parts([part[alias] for part in parts], device)
+        except Exception as err:  # raising here would leave the other ranks waiting in the result gather
+            return alias, LayerSample(None, problems={"failed": f"its rows could not be merged ({err})"})
 
     return queue.measure_taken(take, figures, len(measured))
 

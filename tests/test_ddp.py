@@ -23,12 +23,17 @@ def _run(tmp_path: Path, *args: str) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+def _ranks(tmp_path: Path, prefix: str = "") -> tuple[dict, dict]:
+    """What ``ddp_script.py`` wrote on rank 0 and rank 1."""
+    rank0, rank1 = (json.loads((tmp_path / f"{prefix}rank{r}.json").read_text()) for r in (0, 1))
+    return rank0, rank1
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="gloo DDP test runs on POSIX")
 def test_two_process_ddp_logs_identical_keys_and_values_on_every_rank_and_stops_together(tmp_path):
     _run(tmp_path)
-    rank0 = json.loads((tmp_path / "rank0.json").read_text())
-    rank1 = json.loads((tmp_path / "rank1.json").read_text())
+    rank0, rank1 = _ranks(tmp_path)
     assert rank0["metrics"], "nothing was logged"
     assert "topo/score" in rank0["metrics"]
     assert "topo/hidden/id_twonn" in rank0["metrics"]
@@ -51,8 +56,7 @@ def test_two_process_ddp_logs_identical_keys_and_values_on_every_rank_and_stops_
 @pytest.mark.skipif(sys.platform == "win32", reason="gloo DDP test runs on POSIX")
 def test_a_fixed_share_per_rank_as_across_machines_gives_the_same_values(tmp_path):
     _run(tmp_path, "fixed")
-    rank0 = json.loads((tmp_path / "fixed_rank0.json").read_text())
-    rank1 = json.loads((tmp_path / "fixed_rank1.json").read_text())
+    rank0, rank1 = _ranks(tmp_path, "fixed_")
     assert rank0["drawn"] == rank1["drawn"] == []
     assert rank0["metrics"] == rank1["metrics"]
     assert rank0["reference"] == {"same_values": True, "same_score": True}
@@ -68,8 +72,7 @@ def test_metrics_under_two_process_ddp_equal_the_functional_result_on_all_batche
     from tests._models import TinyNet, make_data
 
     _run(tmp_path, "metrics")
-    rank0 = json.loads((tmp_path / "metrics_rank0.json").read_text())
-    rank1 = json.loads((tmp_path / "metrics_rank1.json").read_text())
+    rank0, rank1 = _ranks(tmp_path, "metrics_")
     assert rank0["computed"] == rank1["computed"]
     model = TinyNet()
     model.load_state_dict({k: torch.tensor(v) for k, v in rank0["state"].items()})
@@ -109,8 +112,7 @@ def test_ranks_get_the_layers_longest_first_to_the_least_loaded_rank():
 def test_ddp_leaves_out_on_every_rank_a_default_layer_that_one_rank_leaves_out(tmp_path, compute):
     _run(tmp_path, "skipped", compute)
     assert list((tmp_path / f"tb_{compute}").glob("version_*/topology/epoch_0_step_*.json"))  # save_diagrams=True
-    rank0 = json.loads((tmp_path / f"skipped_{compute}_rank0.json").read_text())
-    rank1 = json.loads((tmp_path / f"skipped_{compute}_rank1.json").read_text())
+    rank0, rank1 = _ranks(tmp_path, f"skipped_{compute}_")
     if compute == "sync":
         assert rank0["metrics"] == rank1["metrics"]
         assert "topo/hidden/betti_0" in rank0["metrics"]

@@ -147,6 +147,9 @@ class MeasureOptions:
     n_bins: int = 100
     grid_max: float = 1.0
     h0_tree_from: int = 4096
+    # how far past its H1 horizon the layer's deaths went at its last measurement (set per layer by the engine, for
+    # speed only: see functional.persistence.rips_below_horizon)
+    horizon_reach: float | None = field(default=None, compare=False)
     grid: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -106,7 +106,7 @@ def _cloud_cases() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("name", list(_cloud_cases()))
 def test_diagrams_below_the_horizon_equal_ripser(name):
     d = _normalised(_cloud_cases()[name])
-    cut = P._rips_below_horizon(d, n_threads=1)
+    cut, _ = P.rips_below_horizon(d, n_threads=1)
     ref = ripser.ripser(d, maxdim=1, distance_matrix=True)["dgms"]
     # class clusters, blobs and duplicates are cut; a circle, a torus or a grid (its squares die at sqrt(2) times the
     # side that closes them) keeps a class alive past both cuts, and the whole filtration runs
@@ -122,7 +122,7 @@ def test_diagrams_below_the_horizon_equal_ripser(name):
 
 def test_the_horizon_is_not_tried_where_it_does_not_apply(monkeypatch):
     calls = []
-    monkeypatch.setattr(P, "_rips_below_horizon", lambda *a: calls.append(a) or None)
+    monkeypatch.setattr(P, "rips_below_horizon", lambda *a: (calls.append(a), (None, 0.0))[1])
     x = torch.from_numpy(_class_clusters(100, 16, seed=0))
     vietoris_rips(x, maxdim=1)
     assert len(calls) == 1
@@ -135,9 +135,63 @@ def test_the_horizon_is_not_tried_where_it_does_not_apply(monkeypatch):
 
 def test_small_clouds_and_a_horizon_at_the_enclosing_radius_run_the_whole_filtration():
     d = _normalised(np.random.default_rng(0).normal(size=(P.HORIZON_MIN_POINTS - 1, 3)))
-    assert P._rips_below_horizon(d, n_threads=1) is None
+    assert P.rips_below_horizon(d, n_threads=1)[0] is None
     # in high dimension the horizon is close to the enclosing radius: nothing to save, no second reduction
     d = _normalised(np.random.default_rng(0).normal(size=(200, 400)))
     assert P.rips_horizon(d) * P.HORIZON_MARGIN >= P.HORIZON_GAIN * float(d.max(axis=1).min())
-    assert P._rips_below_horizon(d, n_threads=1) is None
+    assert P.rips_below_horizon(d, n_threads=1)[0] is None
     assert math.isfinite(P.rips_horizon(d))
+
+
+@pytest.mark.parametrize("name", ["class clusters", "circle"])
+def test_the_reach_of_a_layer_places_the_first_cut_and_changes_no_pair(name, monkeypatch):
+    d = _normalised(_cloud_cases()[name])
+    ref = ripser.ripser(d, maxdim=1, distance_matrix=True)["dgms"]
+    full = vietoris_rips(torch.from_numpy(d), maxdim=1, distance_matrix=True, n_threads=1)
+    _, horizon = P.rips_below_horizon(d, n_threads=1)
+    reach = P.h1_reach(full, horizon)
+    assert reach is not None
+    finite = ref[1][np.isfinite(ref[1][:, 1])]
+    assert reach == pytest.approx(finite[:, 1].max() / horizon, rel=1e-6)  # ripser's deaths, in float32
+    from gph.modules import gph_ripser
+
+    calls: list[float] = []
+    dense = gph_ripser.rips_dm
+
+    def counted(*args):  # type: ignore[no-untyped-def]
+        calls.append(args[4])  # the threshold
+        return dense(*args)
+
+    monkeypatch.setattr(gph_ripser, "rips_dm", counted)
+    monkeypatch.setattr(P, "HORIZON_SPARSE", 0.0)  # every cut through the dense binding, to count them
+    for hint in (None, 0.5, reach, 2 * reach, math.nan):
+        calls.clear()
+        got, _ = P.rips_below_horizon(d, n_threads=1, reach=hint)
+        if got is not None:
+            for q in (0, 1):
+                assert _pairs(got[q]) == _pairs(ref[q])
+        if hint is not None and math.isfinite(hint) and hint >= reach:
+            # a hint at least the reach: one cut, beyond every death, that succeeds; or none at all when it would lie
+            # near the enclosing radius (the whole filtration then runs at once, without cuts that fail first)
+            assert len(calls) <= 1
+            assert (got is not None) == (len(calls) == 1)
+    if name == "circle":
+        assert reach > 5  # one large loop: far past the gaps between points
+
+
+def test_the_engine_remembers_each_layer_s_reach_and_gives_the_same_numbers():
+    from lightning_topo.engine import LayerSample, start_measurement
+    from lightning_topo.options import build_options
+
+    samples = {
+        f"l{i}": LayerSample(torch.from_numpy(_class_clusters(200, 16 * (i + 1), seed=i)).float()) for i in (0, 1)
+    }
+    options = build_options(n_samples=200).measure
+    reaches: dict[str, float | None] = {}
+    first = start_measurement(samples, options, reaches=reaches).results()
+    assert set(reaches) == set(samples)
+    assert all(r is not None and r > 0.5 for r in reaches.values())
+    assert {a: r.h1_reach for a, r in first.items()} == reaches
+    second = start_measurement(samples, options, reaches=reaches).results()
+    assert all(first[a].metrics == second[a].metrics for a in samples)
+    assert all(_pairs(first[a].diagrams[1]) == _pairs(second[a].diagrams[1]) for a in samples)

@@ -21,7 +21,7 @@ from lightning_topo import functional as F
 from lightning_topo.diagrams import PersistenceDiagrams
 from lightning_topo.functional._checks import all_finite
 from lightning_topo.functional.intrinsic_dimension import duplicate_mask
-from lightning_topo.functional.persistence import rips_from_distances
+from lightning_topo.functional.persistence import h1_reach, rips_below_horizon, rips_from_distances
 from lightning_topo.functional.registry import DESCRIPTORS, diagram_descriptors, distance_descriptors
 from lightning_topo.options import MeasureOptions
 
@@ -87,6 +87,8 @@ class LayerResult:
         ph_bound: with ``ph_samples``, a bound on the bottleneck distance between the subsample's persistence
             diagrams and those of the whole sample, in normalised units: twice the subsample's covering radius
             (``None`` when every example entered the persistence).
+        h1_reach: how far past its H1 horizon this layer's deaths went (the largest finite H1 death over the horizon;
+            ``None`` when no horizon was computed): where the next measurement of the layer places its first cut.
     """
 
     metrics: dict[str, float]
@@ -99,6 +101,7 @@ class LayerResult:
     seconds: float = 0.0
     images: dict[str, np.ndarray] | None = None
     ph_bound: float | None = None
+    h1_reach: float | None = None
 
 
 @dataclass
@@ -259,21 +262,34 @@ def unsort_neighbourhoods(d: np.ndarray, seed: int) -> np.ndarray:
     return d[np.ix_(order, order)]
 
 
-def _diagrams(cloud: _PreparedCloud, maxdim: int, options: MeasureOptions) -> PersistenceDiagrams:
+def _diagrams(
+    cloud: _PreparedCloud, maxdim: int, options: MeasureOptions, reach: float | None = None
+) -> tuple[PersistenceDiagrams, float | None]:
+    """The cloud's diagrams, and how far past its H1 horizon the deaths went (``None`` without a horizon).
+
+    ``reach`` is that figure at the layer's last measurement: it places the first cut (speed only)."""
     if cloud.ph_dist is None:
-        return PersistenceDiagrams([cloud.h0 if cloud.h0 is not None else np.empty((0, 2))])
-    dgms = rips_from_distances(
-        torch.from_numpy(unsort_neighbourhoods(cloud.ph_dist, options.seed)),
-        maxdim,
-        thresh=options.thresh,
-        n_threads=options.n_threads,
-        h0="ripser",
-        backend=options.backend,
-        sparse=options.ph_sparse,
-    ).to_numpy()
+        return PersistenceDiagrams([cloud.h0 if cloud.h0 is not None else np.empty((0, 2))]), None
+    d = unsort_neighbourhoods(cloud.ph_dist, options.seed)
+    cut, horizon = None, 0.0
+    if maxdim == 1 and options.backend == "giotto" and options.ph_sparse is None and options.thresh == math.inf:
+        cut, horizon = rips_below_horizon(d, options.n_threads, reach)
+    if cut is not None:
+        dgms = [g[g[:, 1] > g[:, 0]] for g in cut]
+    else:
+        dgms = rips_from_distances(
+            torch.from_numpy(d),
+            maxdim,
+            thresh=options.thresh,
+            n_threads=options.n_threads,
+            h0="ripser",
+            backend=options.backend,
+            sparse=options.ph_sparse,
+            horizon=False,  # just tried
+        ).to_numpy()
     if cloud.h0 is not None:
         dgms[0] = cloud.h0
-    return PersistenceDiagrams(dgms)
+    return PersistenceDiagrams(dgms), h1_reach(dgms, horizon)
 
 
 def finish_layer(prepared: PreparedLayer, options: MeasureOptions) -> LayerResult:
@@ -281,11 +297,11 @@ def finish_layer(prepared: PreparedLayer, options: MeasureOptions) -> LayerResul
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        dgms = _diagrams(prepared.cloud, options.maxdim, options)
+        dgms, reach = _diagrams(prepared.cloud, options.maxdim, options, options.horizon_reach)
         found = {**diagram_descriptors(dgms, options.descriptors, options.params), **prepared.cloud.metrics}
         class_metrics, class_curves, class_diagrams = {}, {}, {}
         for c, cloud in prepared.classes.items():
-            class_dgms = _diagrams(cloud, options.class_maxdim, options)
+            class_dgms, _ = _diagrams(cloud, options.class_maxdim, options)
             values = {**diagram_descriptors(class_dgms, options.class_descriptors, options.params), **cloud.metrics}
             class_metrics[c] = {k: values[k] for k in options.class_keys()}
             if options.per_class:
@@ -307,6 +323,7 @@ def finish_layer(prepared: PreparedLayer, options: MeasureOptions) -> LayerResul
         problems=problems,
         seconds=prepared.seconds + time.perf_counter() - start,
         ph_bound=prepared.cloud.ph_bound,
+        h1_reach=reach,
     )
 
 

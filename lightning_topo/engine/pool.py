@@ -90,6 +90,8 @@ class WorkerPool:
         self.broken = False
         # seconds of each layer's last computation (by alias): the next measurement submits the costliest first
         self.costs: dict[str, float] = {}
+        # how far past its H1 horizon each layer's deaths went at its last measurement: where its next first cut goes
+        self.reaches: dict[str, float | None] = {}
         self._executor = ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context(_start_method()), initializer=_init_worker
         )

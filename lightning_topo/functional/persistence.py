@@ -14,7 +14,9 @@ from lightning_topo.functional.distances import Metric, pairwise_distances
 
 __all__ = [
     "h0_mst_deaths",
+    "h1_reach",
     "insertion_radii",
+    "rips_below_horizon",
     "rips_from_distances",
     "rips_horizon",
     "sparse_rips_edges",
@@ -130,8 +132,12 @@ def rips_from_distances(
     h0: Literal["auto", "mst", "ripser"] = "auto",
     backend: Literal["giotto", "gudhi"] = "giotto",
     sparse: float | None = None,
+    horizon: bool = True,
 ) -> PersistenceDiagrams:
-    """:func:`vietoris_rips` on a distance matrix that is already known to be valid (no checks)."""
+    """:func:`vietoris_rips` on a distance matrix that is already known to be valid (no checks).
+
+    ``horizon=False`` runs the whole H1 filtration without trying :func:`rips_below_horizon` first (for a caller that
+    has just tried it)."""
     # a sparse filtration's H0 would be approximate: "auto" takes the exact tree instead ("ripser": the caller's
     # choice, e.g. the engine, which has its own tree)
     use_mst = h0 == "mst" or (h0 == "auto" and (maxdim == 0 or sparse is not None))
@@ -144,8 +150,8 @@ def rips_from_distances(
             dgms = _sparse_rips(d_np, maxdim, sparse, thresh, coeff, n_threads)
         else:
             cut = None
-            if maxdim == 1 and coeff == 2 and thresh == math.inf and not collapse_edges:
-                cut = _rips_below_horizon(d_np.astype(np.float32, copy=False), n_threads)
+            if horizon and maxdim == 1 and coeff == 2 and thresh == math.inf and not collapse_edges:
+                cut, _ = rips_below_horizon(d_np.astype(np.float32, copy=False), n_threads)
             if cut is not None:
                 dgms = cut
             else:
@@ -444,25 +450,37 @@ def rips_horizon(d: np.ndarray, tree: tuple[np.ndarray, np.ndarray] | None = Non
     return 0.0
 
 
-def _rips_below_horizon(d: np.ndarray, n_threads: int) -> list[np.ndarray] | None:
+def rips_below_horizon(
+    d: np.ndarray, n_threads: int, reach: float | None = None
+) -> tuple[list[np.ndarray] | None, float]:
     """H0 and H1 of the full filtration of the float32 matrix ``d``, with the reduction stopped above its horizon.
 
-    ``None`` when the horizon would save nothing (small clouds; a horizon near the enclosing radius) or when a
-    class outlives every cut tried (e.g. one big loop): then the caller runs the whole filtration.
+    Args:
+        d: the float32 distance matrix giotto-ph will see (zero diagonal, exactly symmetric).
+        n_threads: giotto-ph's threads.
+        reach: how far past the horizon the cloud's H1 deaths went at an earlier measurement (the largest finite
+            death over the horizon, :func:`h1_reach`): the first cut is placed beyond it (times 1.05), so a layer
+            whose deaths lie further out, or which has one large loop, does not pay for a cut that fails. Speed
+            only: the diagrams are exact whatever it is.
+
+    Returns:
+        ``(diagrams, horizon)``: the diagrams are ``None`` when the horizon would save nothing (small clouds; a
+        horizon near the enclosing radius) or when a class outlives every cut tried (e.g. one big loop): the caller
+        then runs the whole filtration. The horizon is ``0.0`` when it was not computed.
     """
     n = d.shape[0]
     if n < HORIZON_MIN_POINTS:
-        return None
+        return None, 0.0
     try:
         from gph.modules import gph_ripser
         from scipy.spatial.distance import squareform
     except ImportError:  # another giotto-ph layout: the public call
-        return None
+        return None, 0.0
     deaths, parents, children = _prim_tree(d)
     enclosing = float(d.max(axis=1).min())
     horizon = rips_horizon(d, (parents, children))
     condensed = None
-    first = HORIZON_MARGIN * horizon
+    first = max(HORIZON_MARGIN, 1.05 * reach if reach is not None and math.isfinite(reach) else 0.0) * horizon
     second = min(HORIZON_RETRY * first, HORIZON_GAIN * enclosing)
     for cut in (first, second) if second > first else (first,):
         if not 0 < cut <= HORIZON_GAIN * enclosing:
@@ -480,5 +498,15 @@ def _rips_below_horizon(d: np.ndarray, n_threads: int) -> list[np.ndarray] | Non
             h0 = np.zeros((n, 2))
             h0[1:, 1] = deaths  # the tree's lengths are the H0 deaths (ripser's own, in the same float32)
             h0[0, 1] = math.inf
-            return [h0, h1]
-    return None
+            return [h0, h1], horizon
+    return None, horizon
+
+
+def h1_reach(dgms: PersistenceDiagrams | list[np.ndarray], horizon: float) -> float | None:
+    """The largest finite H1 death over ``horizon`` (``None`` without a horizon or without finite H1 bars): how far
+    past the horizon the reduction had to go, the hint :func:`rips_below_horizon` takes at the next measurement."""
+    if not horizon > 0 or len(dgms) < 2:
+        return None
+    h1 = np.asarray(dgms[1], dtype=np.float64).reshape(-1, 2)
+    finite = h1[np.isfinite(h1[:, 1]), 1]
+    return float(finite.max() / horizon) if len(finite) else None

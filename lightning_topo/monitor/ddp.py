@@ -239,6 +239,7 @@ def measure_shared(
         if alias not in merged:
             merged[alias] = failed(queue.options.measure, {"failed": "no rank measured it (the work queue failed)"})
     queue.costs.update({a: r.seconds for a, r in merged.items()})  # gathered: the same on every rank
+    queue.reaches.update({a: r.h1_reach for a, r in merged.items()})
     merged.update({a: merged[o] for a, o in copies.items()})
     counts: dict[int, int] = {}
     for part in everything:

@@ -63,6 +63,8 @@ class MeasurementQueue:
         self._pending: list[tuple[Measurement, dict[str, FigureRequest] | None]] = []
         self.cores: int | None = None  # the cores of this process (DDP ranks on one machine share the machine's)
         self.costs: dict[str, float] = {}  # DDP: each layer's seconds at its last measurement, the same on every rank
+        # how far past its H1 horizon each layer's deaths went at its last measurement (the engine's speed hint)
+        self.reaches: dict[str, float | None] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -112,6 +114,7 @@ class MeasurementQueue:
             figures=requests,
             epoch=epoch,
             step=step,
+            reaches=self.reaches,
         )
         self._pending.append((measurement, requests))
 
@@ -124,7 +127,9 @@ class MeasurementQueue:
         on this rank only and leave the others waiting for it in the gather. With ``on_error="raise"``,
         ``check_problems`` raises on every rank once the results are shared."""
         self.open(len(samples))
-        measurement = start_measurement(samples, self._measure_options(), pool=self._pool, figures=requests)
+        measurement = start_measurement(
+            samples, self._measure_options(), pool=self._pool, figures=requests, reaches=self.reaches
+        )
         results = measurement.results("warn")
         self._check_pool(measurement)
         return results, measurement.elapsed_s
@@ -153,7 +158,9 @@ class MeasurementQueue:
                 alias, sample = taken
                 request = {alias: requests[alias]} if requests and alias in requests else None
                 running.append(
-                    start_measurement({alias: sample}, self._measure_options(), pool=self._pool, figures=request)
+                    start_measurement(
+                        {alias: sample}, self._measure_options(), pool=self._pool, figures=request, reaches=self.reaches
+                    )
                 )
             if not running:
                 break

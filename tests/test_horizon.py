@@ -195,3 +195,21 @@ def test_the_engine_remembers_each_layer_s_reach_and_gives_the_same_numbers():
     second = start_measurement(samples, options, reaches=reaches).results()
     assert all(first[a].metrics == second[a].metrics for a in samples)
     assert all(_pairs(first[a].diagrams[1]) == _pairs(second[a].diagrams[1]) for a in samples)
+
+
+def test_a_matrix_symmetric_only_within_tolerance_or_with_a_diagonal_gives_giotto_ph_s_pairs():
+    """giotto-ph reads the upper triangle, and a nonzero diagonal as vertex births: the horizon must read the same."""
+    from gph import ripser_parallel
+
+    g = np.random.default_rng(0)
+    d = _normalised(_class_clusters(200, 32, seed=1)).astype(np.float64)
+    lower = np.tril_indices(len(d), -1)
+    skewed = d.copy()
+    skewed[lower] *= 1 + g.uniform(-3e-7, 3e-7, size=len(lower[0]))  # within check_distance_matrix's tolerance
+    births = d.copy()
+    np.fill_diagonal(births, 1e-7)
+    for m in (skewed, births):
+        ours = vietoris_rips(torch.from_numpy(m), maxdim=1, distance_matrix=True, n_threads=1)
+        ref = ripser_parallel(m, maxdim=1, metric="precomputed", n_threads=1)["dgms"]
+        for q in (0, 1):
+            assert _pairs(ours[q]) == _pairs(ref[q])

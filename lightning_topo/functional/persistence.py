@@ -151,7 +151,12 @@ def rips_from_distances(
         else:
             cut = None
             if horizon and maxdim == 1 and coeff == 2 and thresh == math.inf and not collapse_edges:
-                cut, _ = rips_below_horizon(d_np.astype(np.float32, copy=False), n_threads)
+                d32 = d_np.astype(np.float32)
+                # giotto-ph reads the upper triangle and, with a nonzero diagonal, takes it as vertex births: the
+                # certificate must read what it reads (a user's matrix may be symmetric only within a tolerance)
+                if not np.diagonal(d32).any():
+                    upper = np.triu(d32, 1)
+                    cut, _ = rips_below_horizon(upper + upper.T, n_threads)
             if cut is not None:
                 dgms = cut
             else:

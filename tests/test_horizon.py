@@ -45,6 +45,27 @@ def _brute_force_horizon(d: np.ndarray, tree: tuple[np.ndarray, np.ndarray]) -> 
     return best
 
 
+def _kruskal_weight(d: np.ndarray) -> float:
+    """A minimum spanning tree's weight by Kruskal's algorithm (union-find over the sorted pairs)."""
+    n = len(d)
+    iu, iv = np.triu_indices(n, 1)
+    parent = list(range(n))
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    weight = 0.0
+    for e in np.argsort(d[iu, iv], kind="stable"):
+        a, b = root(int(iu[e])), root(int(iv[e]))
+        if a != b:
+            parent[a] = b
+            weight += float(d[iu[e], iv[e]])
+    return weight
+
+
 def _scipy_tree(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows, cols = minimum_spanning_tree(d.astype(np.float64)).nonzero()
     return rows, cols
@@ -213,3 +234,26 @@ def test_a_matrix_symmetric_only_within_tolerance_or_with_a_diagonal_gives_giott
         ref = ripser_parallel(m, maxdim=1, metric="precomputed", n_threads=1)["dgms"]
         for q in (0, 1):
             assert _pairs(ours[q]) == _pairs(ref[q])
+
+
+def test_points_on_a_line_have_no_horizon_and_no_h1():
+    # every edge outside the path is witnessed by a point between its ends: nothing to reduce
+    x = np.cumsum(np.random.default_rng(0).uniform(0.5, 1.5, size=100))[:, None] * np.array([[1.0, 2.0]])
+    d = _normalised(x)
+    assert P.rips_horizon(d) == 0.0
+    got, horizon = P.rips_below_horizon(d, n_threads=1)
+    assert horizon == 0.0
+    assert got is not None
+    ref = ripser.ripser(d, maxdim=1, distance_matrix=True)["dgms"]
+    for q in (0, 1):
+        assert _pairs(got[q]) == _pairs(ref[q])
+    assert len(got[1]) == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_spanning_tree_s_edges_and_lengths_agree(seed):
+    d = _normalised(np.round(np.random.default_rng(seed).normal(size=(120, 2)) * 3))  # ties and duplicates
+    deaths, parents, children = P._prim_tree(d)
+    assert sorted(children.tolist()) == list(range(1, len(d)))
+    assert np.array_equal(d[parents, children], deaths)
+    assert float(deaths.sum()) == pytest.approx(_kruskal_weight(d), abs=1e-4)  # (scipy's reads zeros as no edge)

@@ -141,7 +141,13 @@ class Measurement:
                 out[alias] = self._futures[alias].result()
             except BrokenProcessPool:
                 self.pool_broke = True
-                out[alias] = run_layer(self._payloads[alias], self.options, None)
+                try:  # never raise here: under DDP the other ranks would wait for this one in the result gather
+                    out[alias] = run_layer(self._payloads[alias], self.options, None)
+                except Exception as err:
+                    if on_error == "raise":
+                        raise
+                    why = f"its computation failed ({type(err).__name__}: {err})"
+                    out[alias] = failed(self.options, {"failed": why})
             except Exception as err:
                 if on_error == "raise":
                     raise

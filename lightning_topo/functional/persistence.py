@@ -354,11 +354,12 @@ def _prim_tree(d: np.ndarray, edges: bool = True) -> tuple[np.ndarray, np.ndarra
         np.maximum(best, fence, out=best)  # (a boolean mask assignment per step cost 2.5x the whole loop)
     if not edges:
         return deaths, children, children
-    # each child's parent: a vertex added before it at exactly its distance to the tree (one pass, not one per step)
+    # each child's parent: its nearest vertex among those added before it, read in the column the loop read (one pass
+    # over the matrix, not a mask per step)
     rank = np.empty(n, dtype=np.intp)
     rank[0], rank[children] = 0, np.arange(1, n)
     earlier = rank[None, :] < np.arange(1, n)[:, None]
-    parents = ((d[children] == deaths[:, None]) & earlier).argmax(axis=1)
+    parents = np.where(earlier, d[:, children].T, np.inf).argmin(axis=1)
     return deaths, parents, children
 
 
@@ -473,6 +474,7 @@ def rips_below_horizon(
         horizon near the enclosing radius) or when a class outlives every cut tried (e.g. one big loop): the caller
         then runs the whole filtration. The horizon is ``0.0`` when it was not computed.
     """
+    d = np.asarray(d, dtype=np.float32)  # the values giotto-ph reduces: the certificate must compare the same ones
     n = d.shape[0]
     if n < HORIZON_MIN_POINTS:
         return None, 0.0
@@ -484,6 +486,11 @@ def rips_below_horizon(
     deaths, parents, children = _prim_tree(d)
     enclosing = float(d.max(axis=1).min())
     horizon = rips_horizon(d, (parents, children))
+    h0 = np.zeros((n, 2))
+    h0[1:, 1] = deaths  # the tree's lengths are the H0 deaths (ripser's own, in the same float32)
+    h0[0, 1] = math.inf
+    if horizon == 0.0:  # every edge outside the tree is witnessed: no cycle survives its own scale, H1 is empty
+        return [h0, np.empty((0, 2))], horizon
     condensed = None
     first = max(HORIZON_MARGIN, 1.05 * reach if reach is not None and math.isfinite(reach) else 0.0) * horizon
     second = min(HORIZON_RETRY * first, HORIZON_GAIN * enclosing)
@@ -500,9 +507,6 @@ def rips_below_horizon(
             res = gph_ripser.rips_dm(condensed, np.zeros(n, dtype=np.float32), 2, 1, cut, n_threads, False)
         h1 = np.asarray(res.births_and_deaths_by_dim()[1], dtype=np.float64).reshape(-1, 2)
         if np.isfinite(h1[:, 1]).all():  # no class alive at the cut: every death is known
-            h0 = np.zeros((n, 2))
-            h0[1:, 1] = deaths  # the tree's lengths are the H0 deaths (ripser's own, in the same float32)
-            h0[0, 1] = math.inf
             return [h0, h1], horizon
     return None, horizon
 

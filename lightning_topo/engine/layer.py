@@ -21,7 +21,12 @@ from lightning_topo import functional as F
 from lightning_topo.diagrams import PersistenceDiagrams
 from lightning_topo.functional._checks import all_finite
 from lightning_topo.functional.intrinsic_dimension import duplicate_mask
-from lightning_topo.functional.persistence import h1_reach, rips_below_horizon, rips_from_distances
+from lightning_topo.functional.persistence import (
+    h1_reach,
+    horizon_applies,
+    rips_below_horizon,
+    rips_from_distances,
+)
 from lightning_topo.functional.registry import DESCRIPTORS, diagram_descriptors, distance_descriptors
 from lightning_topo.options import MeasureOptions
 
@@ -272,7 +277,7 @@ def _diagrams(
         return PersistenceDiagrams([cloud.h0 if cloud.h0 is not None else np.empty((0, 2))]), None
     d = unsort_neighbourhoods(cloud.ph_dist, options.seed)
     cut, horizon = None, 0.0
-    if maxdim == 1 and options.backend == "giotto" and options.ph_sparse is None and options.thresh == math.inf:
+    if horizon_applies(maxdim, options.thresh, backend=options.backend, sparse=options.ph_sparse):
         cut, horizon = rips_below_horizon(d, options.n_threads, reach)
     if cut is not None:
         dgms = [g[g[:, 1] > g[:, 0]] for g in cut]

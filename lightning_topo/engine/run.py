@@ -137,17 +137,12 @@ class Measurement:
         """Wait for every layer. A broken pool's layers are computed here instead."""
         out: dict[str, LayerResult] = {}
         for alias in self.layers:
-            try:
-                out[alias] = self._futures[alias].result()
-            except BrokenProcessPool:
-                self.pool_broke = True
-                try:  # never raise here: under DDP the other ranks would wait for this one in the result gather
+            try:  # a failure of the re-run too is a problem: under DDP a raise would leave the other ranks waiting
+                try:
+                    out[alias] = self._futures[alias].result()
+                except BrokenProcessPool:
+                    self.pool_broke = True
                     out[alias] = run_layer(self._payloads[alias], self.options, None)
-                except Exception as err:
-                    if on_error == "raise":
-                        raise
-                    why = f"its computation failed ({type(err).__name__}: {err})"
-                    out[alias] = failed(self.options, {"failed": why})
             except Exception as err:
                 if on_error == "raise":
                     raise

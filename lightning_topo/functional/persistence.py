@@ -15,6 +15,7 @@ from lightning_topo.functional.distances import Metric, pairwise_distances
 __all__ = [
     "h0_mst_deaths",
     "h1_reach",
+    "horizon_applies",
     "insertion_radii",
     "rips_below_horizon",
     "rips_from_distances",
@@ -150,7 +151,7 @@ def rips_from_distances(
             dgms = _sparse_rips(d_np, maxdim, sparse, thresh, coeff, n_threads)
         else:
             cut = None
-            if horizon and maxdim == 1 and coeff == 2 and thresh == math.inf and not collapse_edges:
+            if horizon and horizon_applies(maxdim, thresh, coeff=coeff, collapse_edges=collapse_edges):
                 d32 = d_np.astype(np.float32)
                 # giotto-ph reads the upper triangle and, with a nonzero diagonal, takes it as vertex births: the
                 # certificate must read what it reads (a user's matrix may be symmetric only within a tolerance)
@@ -174,17 +175,39 @@ def rips_from_distances(
                 dgms = [np.asarray(g, dtype=np.float64).reshape(-1, 2) for g in res["dgms"]]
         dgms = [g[g[:, 1] > g[:, 0]] for g in dgms]
     if use_mst:
-        deaths = h0_mst_deaths(d).cpu().numpy()
-        finite = deaths[(deaths > 0) & (deaths <= thresh)]
-        n_essential = 1 + int((deaths > thresh).sum())
-        h0_dgm = np.concatenate(
-            [
-                np.stack([np.zeros_like(finite), finite], axis=1),
-                np.tile([0.0, math.inf], (n_essential, 1)),
-            ]
-        )
-        dgms = [h0_dgm, *dgms[1:]]
+        dgms = [_h0_diagram(h0_mst_deaths(d).cpu().numpy(), thresh), *dgms[1:]]
     return PersistenceDiagrams(dgms)
+
+
+def _h0_diagram(deaths: np.ndarray, thresh: float = math.inf) -> np.ndarray:
+    """The H0 diagram of a Rips filtration from a spanning tree's edge lengths: every component born at 0, dying at
+    its tree edge (zero-length ones dropped), one essential class plus one per edge beyond ``thresh``."""
+    finite = deaths[(deaths > 0) & (deaths <= thresh)]
+    n_essential = 1 + int((deaths > thresh).sum())
+    return np.concatenate(
+        [np.stack([np.zeros_like(finite), finite], axis=1), np.tile([0.0, math.inf], (n_essential, 1))]
+    ).astype(np.float64)
+
+
+def horizon_applies(
+    maxdim: int,
+    thresh: float,
+    *,
+    coeff: int = 2,
+    backend: str = "giotto",
+    sparse: float | None = None,
+    collapse_edges: bool = False,
+) -> bool:
+    """Whether :func:`rips_below_horizon` may replace the whole filtration: H0 and H1 only, Z/2, giotto-ph on the
+    full matrix, no threshold (the lune argument is about H1 births, and the cut is giotto-ph's threshold)."""
+    return (
+        maxdim == 1
+        and coeff == 2
+        and backend == "giotto"
+        and sparse is None
+        and thresh == math.inf
+        and not (collapse_edges)
+    )
 
 
 def _sparse_rips(
@@ -486,9 +509,7 @@ def rips_below_horizon(
     deaths, parents, children = _prim_tree(d)
     enclosing = float(d.max(axis=1).min())
     horizon = rips_horizon(d, (parents, children))
-    h0 = np.zeros((n, 2))
-    h0[1:, 1] = deaths  # the tree's lengths are the H0 deaths (ripser's own, in the same float32)
-    h0[0, 1] = math.inf
+    h0 = _h0_diagram(deaths)  # the tree's lengths are the H0 deaths (ripser's own, in the same float32)
     if horizon == 0.0:  # every edge outside the tree is witnessed: no cycle survives its own scale, H1 is empty
         return [h0, np.empty((0, 2))], horizon
     condensed = None

@@ -117,19 +117,25 @@ def _all(trainer: pl.Trainer, obj: Any) -> list[Any]:
     return gathered
 
 
+def _longest_first(layers: Sequence[str], costs: dict[str, float]) -> tuple[list[str], dict[str, float]]:
+    """The layers longest first by their time at the last measurement (``costs``, the same on every rank), and the
+    time each is counted at: a layer not measured yet counts as the costliest known (ties keep the layers' order)."""
+    guess = max((costs[a] for a in layers if a in costs), default=1.0)
+    counted = {a: costs.get(a, guess) for a in layers}
+    return sorted(layers, key=lambda a: -counted[a]), counted
+
+
 def assign_layers(layers: Sequence[str], costs: dict[str, float], world: int) -> dict[str, int]:
     """``{layer: rank}``: longest first, each layer to the rank with the least work so far, using each layer's time at
     its last measurement (``costs``, the same on every rank). Layers not measured yet count as the costliest known
     layer (one each, in order: round robin on the first measurement)."""
-    known = [costs[a] for a in layers if a in costs]
-    guess = max(known, default=1.0)
-    order = sorted(layers, key=lambda a: -costs.get(a, guess))  # stable: ties keep the layers' order
+    order, counted = _longest_first(layers, costs)
     loads = [0.0] * world
     owners: dict[str, int] = {}
     for alias in order:
         rank = loads.index(min(loads))
         owners[alias] = rank
-        loads[rank] += costs.get(alias, guess)
+        loads[rank] += counted[alias]
     return owners
 
 
@@ -161,9 +167,7 @@ def _measure_drawn(
     is free (longest first by the last measurement's times), so that the ranks finish together however the layers'
     costs vary from one measurement to the next."""
     parts = _all(trainer, {a: _part(samples[a]) for a in measured})
-    known = [queue.costs[a] for a in measured if a in queue.costs]
-    guess = max(known, default=1.0)
-    order = sorted(measured, key=lambda a: -queue.costs.get(a, guess))  # the same on every rank (gathered costs)
+    order, _ = _longest_first(measured, queue.costs)  # the same on every rank (gathered costs)
 
     def take() -> tuple[str, LayerSample] | None:
         try:
